@@ -1,0 +1,5 @@
+import sys
+
+from emgeom.book.cli import main
+
+sys.exit(main())

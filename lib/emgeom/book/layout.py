@@ -1,0 +1,87 @@
+"""Where the book's sources and build artifacts live, relative to the repository root."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+CHAPTER_FILE = re.compile(r"^\d\d_[a-z0-9_]+\.py$")
+
+
+@dataclass(frozen=True)
+class BookLayout:
+    """Paths of one checkout of the book. Chapters are ``notebooks/NN_name.py`` (jupytext percent)."""
+
+    root: Path
+
+    @classmethod
+    def find(cls, start: Path | None = None) -> BookLayout:
+        """The layout of the checkout containing ``start`` (default: the working directory)."""
+        here = (start or Path.cwd()).resolve()
+        for candidate in (here, *here.parents):
+            if (candidate / "_toc.yml").is_file() and (candidate / "notebooks").is_dir():
+                return cls(candidate)
+        raise FileNotFoundError(
+            f"no book checkout (a folder with _toc.yml and notebooks/) at or above {here}"
+        )
+
+    @property
+    def notebooks_dir(self) -> Path:
+        return self.root / "notebooks"
+
+    @property
+    def profiles_dir(self) -> Path:
+        return self.root / "ci" / "profiles"
+
+    @property
+    def lib_dir(self) -> Path:
+        return self.root / "lib" / "emgeom"
+
+    @property
+    def lock_file(self) -> Path:
+        return self.root / "requirements.lock"
+
+    @property
+    def build_dir(self) -> Path:
+        return self.root / "_build"
+
+    @property
+    def results_dir(self) -> Path:
+        """Published results, ``<chapter>.json``, one per successfully executed chapter."""
+        return self.build_dir / "results"
+
+    @property
+    def staging_dir(self) -> Path:
+        """Results being recorded by a chapter that is still executing."""
+        return self.build_dir / "staging"
+
+    @property
+    def runs_dir(self) -> Path:
+        """The last run state of each chapter (its cache key and status)."""
+        return self.build_dir / "runs"
+
+    @property
+    def executing_dir(self) -> Path:
+        """Notebooks being executed; a failed chapter's partial notebook stays here for inspection."""
+        return self.build_dir / "executing"
+
+    @property
+    def report_path(self) -> Path:
+        return self.build_dir / "report.json"
+
+    @property
+    def generated_dir(self) -> Path:
+        """Book pages written by the runner (not in git)."""
+        return self.root / "book" / "generated"
+
+    def chapter_source(self, chapter: str) -> Path:
+        return self.notebooks_dir / f"{chapter}.py"
+
+    def executed_notebook(self, chapter: str) -> Path:
+        """The executed notebook the book renders: the ``.ipynb`` paired with the jupytext source."""
+        return self.notebooks_dir / f"{chapter}.ipynb"
+
+    def chapters(self) -> list[str]:
+        """All chapter names, in book order."""
+        return sorted(p.stem for p in self.notebooks_dir.glob("*.py") if CHAPTER_FILE.match(p.name))

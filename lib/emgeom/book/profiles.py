@@ -1,0 +1,93 @@
+"""Run profiles: YAML files in ``ci/profiles/`` that map each chapter to its parameter values.
+
+::
+
+    description: Tiny parameters; every chapter in seconds. Used by `make test`.
+    threads: 1
+    chapters:
+      01_toy_superposition: {steps: 200, n_seeds: 1}
+      02_gradient_derivation: {}
+
+Every chapter of the book must appear in every profile (with ``{}`` to keep its defaults), so a new
+chapter cannot silently run at full size under ``smoke``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from emgeom.book.parameters import ParameterError, ParameterSpec, validate_overrides
+
+_TOP_LEVEL = {"description", "threads", "chapters"}
+
+
+@dataclass(frozen=True)
+class Profile:
+    """A validated profile: per-chapter parameter overrides and the CPU thread count for kernels."""
+
+    name: str
+    description: str
+    threads: int
+    chapters: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+
+def profile_path(profiles_dir: Path, name: str) -> Path:
+    """The YAML file of profile ``name``; an unknown name lists the available ones."""
+    path = profiles_dir / f"{name}.yaml"
+    if not path.is_file():
+        known = ", ".join(sorted(p.stem for p in profiles_dir.glob("*.yaml"))) or "(none)"
+        raise ParameterError(f"unknown profile {name!r} (no {path}); available: {known}")
+    return path
+
+
+def load_profile(
+    profiles_dir: Path, name: str, chapter_specs: dict[str, dict[str, ParameterSpec]]
+) -> Profile:
+    """Load profile ``name`` and validate it against every chapter's parameter specs.
+
+    Raises :class:`ParameterError` naming the profile, chapter and parameter for each problem found.
+    """
+    path = profile_path(profiles_dir, name)
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as err:
+        raise ParameterError(f"profile {name!r}: {path.name} is not valid YAML: {err}") from err
+    if not isinstance(raw, dict):
+        raise ParameterError(f"profile {name!r}: {path.name} must be a mapping")
+    extra = set(raw) - _TOP_LEVEL
+    if extra:
+        raise ParameterError(f"profile {name!r}: unknown keys {sorted(extra)}; allowed: {sorted(_TOP_LEVEL)}")
+    threads = raw.get("threads", 1)
+    if not isinstance(threads, int) or isinstance(threads, bool) or threads < 1:
+        raise ParameterError(f"profile {name!r}: threads must be a positive int, got {threads!r}")
+    chapters = raw.get("chapters") or {}
+    if not isinstance(chapters, dict):
+        raise ParameterError(f"profile {name!r}: 'chapters' must map chapter names to parameters")
+    problems: list[str] = []
+    unknown = sorted(set(chapters) - set(chapter_specs))
+    if unknown:
+        problems.append(
+            f"profile {name!r}: unknown chapters {unknown}; chapters are: {', '.join(chapter_specs)}"
+        )
+    missing = [c for c in chapter_specs if c not in chapters]
+    if missing:
+        problems.append(f"profile {name!r}: no entry for chapters {missing} (use `{{}}` to keep defaults)")
+    validated: dict[str, dict[str, Any]] = {}
+    for chapter, specs in chapter_specs.items():
+        overrides = chapters.get(chapter) or {}
+        if not isinstance(overrides, dict):
+            problems.append(f"profile {name!r}, chapter {chapter!r}: parameters must be a mapping")
+            continue
+        try:
+            validated[chapter] = validate_overrides(
+                overrides, specs, f"profile {name!r}, chapter {chapter!r}"
+            )
+        except ParameterError as err:
+            problems.append(str(err))
+    if problems:
+        raise ParameterError("\n".join(problems))
+    return Profile(name, str(raw.get("description", "")), threads, validated)

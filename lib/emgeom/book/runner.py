@@ -1,0 +1,316 @@
+"""Execute the book's chapters under a profile, with papermill, skipping those whose inputs are unchanged.
+
+A chapter's cache key hashes its jupytext source, every ``lib/emgeom`` source file, its parameters, the
+profile name and ``requirements.lock`` (``jupyter-cache`` would miss changes in ``lib/``, hence this).
+Papermill cannot read jupytext ``.py`` files, so the runner reads them with jupytext and hands papermill
+the notebook object.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import platform
+import time
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import jupytext
+import nbformat
+
+from emgeom import results as results_mod
+from emgeom.book.layout import BookLayout
+from emgeom.book.parameters import ParameterError, ParameterSpec, read_chapter_parameters
+from emgeom.book.profiles import Profile, load_profile
+from emgeom.io import atomic_write_json, atomic_write_text, canonical_json, hash_parts, hash_tree
+
+KERNELSPEC = {"name": "python3", "display_name": "Python 3 (ipykernel)", "language": "python"}
+INJECTED_TAG = "injected-parameters"
+REMOVE_TAG = "remove-cell"
+
+
+class ChapterFailed(RuntimeError):
+    """A chapter raised during execution; names the chapter, the failing cell and the partial notebook."""
+
+
+@dataclass
+class ChapterRun:
+    """The state of one chapter after a run; also what ``_build/runs/<chapter>.json`` stores."""
+
+    chapter: str
+    profile: str
+    parameters: dict[str, Any]
+    key: str
+    status: str  # "ok" | "failed"
+    wall_seconds: float
+    finished_at: str
+    this_run: str = "executed"  # "executed" | "cached" | "failed" | "not selected"
+    error: str = ""
+
+
+def chapter_key(layout: BookLayout, chapter: str, profile: str, parameters: dict[str, Any]) -> str:
+    """Cache key of one chapter execution (hex SHA-256)."""
+    return hash_parts(
+        [
+            layout.chapter_source(chapter).read_bytes(),
+            hash_tree(layout.lib_dir),
+            canonical_json(parameters),
+            profile,
+            layout.lock_file.read_bytes() if layout.lock_file.exists() else b"",
+        ]
+    )
+
+
+def read_all_specs(layout: BookLayout) -> dict[str, dict[str, ParameterSpec]]:
+    """Parameter specs of every chapter, in book order."""
+    chapters = layout.chapters()
+    if not chapters:
+        raise ParameterError(f"no chapters (NN_name.py) in {layout.notebooks_dir}")
+    return {c: read_chapter_parameters(layout.chapter_source(c)) for c in chapters}
+
+
+def kernel_environment(layout: BookLayout, profile: Profile, chapter: str) -> dict[str, str]:
+    """Variables every chapter kernel runs with: offline hubs, thread count, where to record results."""
+    threads = str(profile.threads)
+    return {
+        "HF_HUB_OFFLINE": os.environ.get("HF_HUB_OFFLINE", "1"),
+        "TRANSFORMERS_OFFLINE": os.environ.get("TRANSFORMERS_OFFLINE", "1"),
+        "OMP_NUM_THREADS": threads,
+        "MKL_NUM_THREADS": threads,
+        "EMGEOM_THREADS": threads,
+        # Shared cores and OpenMP spin-waiting made 2 threads 8-9x slower than 1 here.
+        "OMP_WAIT_POLICY": "PASSIVE",
+        "PYDEVD_DISABLE_FILE_VALIDATION": "1",
+        "EMGEOM_BOOK_ROOT": str(layout.root),
+        results_mod.ENV_CHAPTER: chapter,
+        results_mod.ENV_PROFILE: profile.name,
+        results_mod.ENV_RESULTS_FILE: str(layout.staging_dir / f"{chapter}.json"),
+    }
+
+
+@contextlib.contextmanager
+def _patched_environ(values: dict[str, str]) -> Iterator[None]:
+    saved = {k: os.environ.get(k) for k in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+def _load_state(layout: BookLayout, chapter: str) -> ChapterRun | None:
+    path = layout.runs_dir / f"{chapter}.json"
+    if not path.exists():
+        return None
+    try:
+        return ChapterRun(**json.loads(path.read_text()))
+    except (json.JSONDecodeError, TypeError):
+        return None  # an unreadable state is a cache miss, never a crash
+
+
+def _is_cached(layout: BookLayout, chapter: str, key: str) -> ChapterRun | None:
+    state = _load_state(layout, chapter)
+    if (
+        state is not None
+        and state.status == "ok"
+        and state.key == key
+        and layout.executed_notebook(chapter).exists()
+        and (layout.results_dir / f"{chapter}.json").exists()
+    ):
+        return state
+    return None
+
+
+def _finish_notebook(path: Path, profile: Profile, overrides: dict[str, Any]) -> nbformat.NotebookNode:
+    """Hide the injected-parameters cell in the book and say, visibly, what this page was run with."""
+    nb = nbformat.read(path, as_version=4)
+    anchor = None
+    for i, cell in enumerate(nb.cells):
+        tags = cell.metadata.setdefault("tags", [])
+        if INJECTED_TAG in tags:
+            if REMOVE_TAG not in tags:
+                tags.append(REMOVE_TAG)
+            anchor = i
+        elif anchor is None and "parameters" in tags:
+            anchor = i
+    shown = ", ".join(f"`{k}={v!r}`" for k, v in overrides.items()) or "none (the defaults above)"
+    note = nbformat.v4.new_markdown_cell(
+        f"*This page was executed under the **{profile.name}** profile. Parameter overrides: {shown}.*"
+    )
+    note.metadata["tags"] = ["emgeom-run-note"]
+    nb.cells.insert((anchor if anchor is not None else 0) + 1, note)
+    return nb
+
+
+def execute_chapter(
+    layout: BookLayout,
+    chapter: str,
+    profile: Profile,
+    parameters: dict[str, Any],
+    progress: bool = True,
+) -> None:
+    """Execute one chapter; publish its notebook and results only if every cell succeeds."""
+    import papermill  # slow import: only when something actually executes
+
+    notebook = jupytext.read(layout.chapter_source(chapter))
+    notebook.metadata["kernelspec"] = dict(KERNELSPEC)
+    notebook.metadata.setdefault("language_info", {"name": "python"})
+    partial = layout.executing_dir / f"{chapter}.ipynb"
+    partial.parent.mkdir(parents=True, exist_ok=True)
+    staging = layout.staging_dir / f"{chapter}.json"
+    staging.parent.mkdir(parents=True, exist_ok=True)
+    staging.unlink(missing_ok=True)
+    with _patched_environ(kernel_environment(layout, profile, chapter)):
+        try:
+            papermill.execute_notebook(
+                notebook,
+                str(partial),
+                parameters=parameters,
+                kernel_name=KERNELSPEC["name"],
+                cwd=str(layout.notebooks_dir),
+                progress_bar=progress,
+                log_output=False,
+            )
+        except papermill.PapermillExecutionError as err:
+            raise ChapterFailed(
+                f"chapter {chapter!r} failed in cell {err.cell_index} (execution count {err.exec_count}): "
+                f"{err.ename}: {err.evalue}\n  partial notebook kept at {partial}"
+            ) from err
+    finished = _finish_notebook(partial, profile, parameters)
+    atomic_write_text(layout.executed_notebook(chapter), nbformat.writes(finished))
+    doc = (
+        json.loads(staging.read_text())
+        if staging.exists()
+        else {"chapter": chapter, "profile": profile.name, "results": {}}
+    )
+    atomic_write_json(layout.results_dir / f"{chapter}.json", doc)
+    staging.unlink(missing_ok=True)
+    partial.unlink(missing_ok=True)
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+def run_book(
+    layout: BookLayout,
+    profile_name: str,
+    only: list[str] | None = None,
+    force: bool = False,
+    progress: bool = True,
+) -> list[ChapterRun]:
+    """Validate everything, then execute the selected chapters in order.
+
+    Raises :class:`ParameterError` before anything executes if the profile or ``only`` is invalid, and
+    :class:`ChapterFailed` at the first failing chapter (after writing the report).
+    """
+    specs = read_all_specs(layout)
+    profile = load_profile(layout.profiles_dir, profile_name, specs)
+    selected = list(specs)
+    if only:
+        unknown = [c for c in only if c not in specs]
+        if unknown:
+            raise ParameterError(f"--only: unknown chapters {unknown}; chapters are: {', '.join(specs)}")
+        selected = [c for c in specs if c in only]
+
+    runs: list[ChapterRun] = []
+    failure: ChapterFailed | None = None
+    for chapter in specs:
+        parameters = profile.chapters[chapter]
+        if chapter not in selected or failure is not None:
+            previous = _load_state(layout, chapter)
+            if previous is not None:
+                previous.this_run = "not selected" if failure is None else "not run (earlier failure)"
+                runs.append(previous)
+            continue
+        key = chapter_key(layout, chapter, profile.name, parameters)
+        cached = None if force else _is_cached(layout, chapter, key)
+        if cached is not None:
+            cached.this_run = "cached"
+            runs.append(cached)
+            print(f"[emgeom.book] {chapter}: unchanged (key {key[:12]}), skipped", flush=True)
+            continue
+        print(f"[emgeom.book] {chapter}: executing under profile {profile.name!r}", flush=True)
+        start = time.perf_counter()
+        try:
+            execute_chapter(layout, chapter, profile, parameters, progress=progress)
+            status, this_run, error = "ok", "executed", ""
+        except ChapterFailed as err:
+            failure = err
+            status, this_run, error = "failed", "failed", str(err)
+        run = ChapterRun(
+            chapter,
+            profile.name,
+            parameters,
+            key,
+            status,
+            round(time.perf_counter() - start, 2),
+            _now(),
+            this_run,
+            error,
+        )
+        atomic_write_json(layout.runs_dir / f"{chapter}.json", asdict(run))
+        runs.append(run)
+        print(f"[emgeom.book] {chapter}: {status} in {run.wall_seconds:.1f} s", flush=True)
+
+    write_report(layout, profile, runs)
+    if failure is not None:
+        raise failure
+    return runs
+
+
+REPORTED_PACKAGES = [
+    "torch",
+    "transformers",
+    "transformer-lens",
+    "sae-lens",
+    "peft",
+    "numpy",
+    "scipy",
+    "matplotlib",
+    "jupyter-book",
+    "jupytext",
+    "papermill",
+    "emgeom",
+]
+
+
+def package_versions() -> dict[str, str]:
+    """Installed versions of the packages the book's numbers depend on."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    out = {}
+    for name in REPORTED_PACKAGES:
+        try:
+            out[name] = version(name)
+        except PackageNotFoundError:
+            out[name] = "not installed"
+    return out
+
+
+def write_report(layout: BookLayout, profile: Profile, runs: list[ChapterRun]) -> dict[str, Any]:
+    """Write ``_build/report.json`` and the book's Build status page; returns the report."""
+    from emgeom.book.status_page import render_build_status
+
+    report = {
+        "profile": profile.name,
+        "profile_description": profile.description,
+        "threads": profile.threads,
+        "generated_at": _now(),
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "packages": package_versions(),
+        "chapters": [asdict(r) for r in runs],
+    }
+    atomic_write_json(layout.report_path, report)
+    page = render_build_status(report, results_mod.load_results(layout.results_dir))
+    atomic_write_text(layout.generated_dir / "build_status.md", page)
+    return report
