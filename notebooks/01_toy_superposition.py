@@ -38,6 +38,7 @@ n_instances: int = 10
 smallest_probability: float = 0.01
 importance_decay: float = 0.9
 steps: int = 5000
+lr: float = 0.003
 seeds: list[int] = [0, 1, 2]
 sparse_probability_cutoff: float = 0.05
 geometry_n_features: int = 20
@@ -53,7 +54,6 @@ import time
 import numpy as np
 import pandas as pd
 import torch
-
 from emgeom import plots, toy
 from emgeom.results import record
 
@@ -66,13 +66,14 @@ importance = toy.importance_profile(n_features, importance_decay)
 # ## Five features in two dimensions
 #
 # With $n = 5$ features, $m = 2$ dimensions and importance $0.9^i$, we train one instance per feature
-# probability, from dense ($p = 1$) to very sparse, once per seed.
+# probability, from dense ($p = 1$) to very sparse, once per seed (AdamW, learning rate `lr`; at
+# $10^{-3}$ the dense instances needed about 10,000 steps to settle, so the CPU profile uses a larger one).
 
 # %%
 sweeps = {
     seed: toy.train_probability_sweep(
         n_features, d_hidden, probabilities, importance_decay,
-        toy.ToyTrainConfig(steps=steps, seed=seed), progress=progress,
+        toy.ToyTrainConfig(steps=steps, lr=lr, seed=seed), progress=progress,
     )
     for seed in seeds
 }
@@ -104,7 +105,7 @@ pentagon_fraction = float(sparse.pentagon.mean()) if len(sparse) else float("nan
 print(f"pentagons among sparse instances (p <= {sparse_probability_cutoff}): "
       f"{int(sparse.pentagon.sum())} of {len(sparse)}")
 record("pentagon_found", float(sparsest.pentagon.all()), n_seeds=len(seeds),
-       note=f"1.0 if the sparsest instance (p={float(probabilities.min()):.3g}) is a regular pentagon in every seed")
+       note=f"1.0 if the sparsest instance (p={float(probabilities.min()):.3g}) is a regular pentagon in all seeds")
 record("pentagon_fraction_sparse", pentagon_fraction, n_seeds=len(seeds),
        note=f"share of instances with p <= {sparse_probability_cutoff} that form a regular pentagon")
 
@@ -131,11 +132,11 @@ plots.gram_heatmaps(W[seeds[0]].numpy(), probabilities.numpy());
 geo_probabilities = toy.log_spaced_probabilities(geometry_n_instances, smallest_probability)
 geo_model, geo_curve = toy.train_probability_sweep(
     geometry_n_features, geometry_d_hidden, geo_probabilities, geometry_importance_decay,
-    toy.ToyTrainConfig(steps=geometry_steps, seed=seeds[0]), progress=progress,
+    toy.ToyTrainConfig(steps=geometry_steps, lr=lr, seed=seeds[0]), progress=progress,
 )
-geo_W = geo_model.W.detach()
-dims = toy.feature_dimensionality(geo_W).numpy()
-norms = toy.feature_norms(geo_W).numpy()
+geo_w = geo_model.W.detach()
+dims = toy.feature_dimensionality(geo_w).numpy()
+norms = toy.feature_norms(geo_w).numpy()
 plots.dimensionality_plot(dims, norms, geo_probabilities.numpy());
 
 # %%
@@ -144,7 +145,7 @@ near = {label: float(np.mean(np.abs(represented - value) < 0.05)) for label, val
 print(f"{represented.size} represented features; share within ±0.05 of each plateau:")
 print(pd.Series(near).round(3).to_string())
 record("dimensionality_near_half_fraction", near["1/2"], n_seeds=1,
-       note=f"share of represented features with |D_i - 1/2| < 0.05 (n={geometry_n_features}, m={geometry_d_hidden})")
+       note=f"share of features with |D_i - 1/2| < 0.05 (n={geometry_n_features}, m={geometry_d_hidden})")
 record("dimensionality_near_two_fifths_fraction", near["2/5"], n_seeds=1,
        note="share of represented features with |D_i - 2/5| < 0.05")
 

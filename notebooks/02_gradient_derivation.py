@@ -79,10 +79,7 @@ progress: bool = True
 # %%
 import time
 
-import numpy as np
-import pandas as pd
 import torch
-
 from emgeom import derivation as dv
 from emgeom import plots
 from emgeom.results import record

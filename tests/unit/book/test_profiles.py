@@ -1,0 +1,60 @@
+from pathlib import Path
+
+import pytest
+from emgeom.book.layout import BookLayout
+from emgeom.book.parameters import ParameterError, parse_parameters_source
+from emgeom.book.profiles import load_profile
+from emgeom.book.runner import read_all_specs
+
+REPO = Path(__file__).resolve().parents[3]
+SPECS = {
+    "01_a": parse_parameters_source("steps: int = 1", "a"),
+    "02_b": parse_parameters_source("n: int = 2", "b"),
+}
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    (tmp_path / "p.yaml").write_text(text)
+    return tmp_path
+
+
+def test_valid_profile_loads(tmp_path):
+    prof = load_profile(
+        write(tmp_path, "threads: 2\nchapters:\n  01_a: {steps: 5}\n  02_b: {}\n"), "p", SPECS
+    )
+    assert prof.threads == 2
+    assert prof.chapters == {"01_a": {"steps": 5}, "02_b": {}}
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("chapters:\n  01_a: {}\n", r"no entry for chapters \['02_b'\]"),
+        ("chapters:\n  01_a: {}\n  02_b: {}\n  03_c: {}\n", r"unknown chapters \['03_c'\]"),
+        (
+            "chapters:\n  01_a: {stepz: 1}\n  02_b: {}\n",
+            "profile 'p', chapter '01_a': unknown parameter 'stepz'",
+        ),
+        ("threads: 0\nchapters: {}\n", "threads must be a positive int"),
+        ("thread: 1\nchapters: {}\n", "unknown keys"),
+        ("chapters: [1]\n", "must map chapter names"),
+        ("chapters: {01_a: [1], 02_b: {}}\n", "parameters must be a mapping"),
+        (":\n  - [", "not valid YAML"),
+    ],
+)
+def test_bad_profiles_are_refused(tmp_path, text, message):
+    with pytest.raises(ParameterError, match=message):
+        load_profile(write(tmp_path, text), "p", SPECS)
+
+
+def test_unknown_profile_lists_known_ones(tmp_path):
+    write(tmp_path, "chapters: {}\n")
+    with pytest.raises(ParameterError, match=r"unknown profile 'nope'.*available: p"):
+        load_profile(tmp_path, "nope", SPECS)
+
+
+@pytest.mark.parametrize("name", sorted(p.stem for p in (REPO / "ci" / "profiles").glob("*.yaml")))
+def test_every_shipped_profile_is_valid_for_every_chapter(name):
+    layout = BookLayout(REPO)
+    profile = load_profile(layout.profiles_dir, name, read_all_specs(layout))
+    assert set(profile.chapters) == set(layout.chapters())

@@ -1,0 +1,129 @@
+"""The runner on a throwaway book with two tiny chapters (each executes in a real kernel in ~1-2 s)."""
+
+import json
+from pathlib import Path
+
+import nbformat
+import pytest
+from emgeom.book.cli import main
+from emgeom.book.layout import BookLayout
+from emgeom.book.parameters import ParameterError
+from emgeom.book.runner import ChapterFailed, chapter_key, run_book
+
+HEADER = (
+    "# ---\n# jupyter:\n#   kernelspec:\n#     display_name: Python 3\n"
+    "#     language: python\n#     name: python3\n# ---\n\n"
+)
+
+GOOD = (
+    HEADER
+    + """# %% [markdown]
+# # A
+
+# %% tags=["parameters"]
+value: float = 1.0
+fail: bool = False
+
+# %%
+from emgeom.results import record
+if fail:
+    raise RuntimeError("planted failure")
+record("doubled", 2 * value, ci=(value, 3 * value), n_seeds=3, note="demo")
+"""
+)
+
+SECOND = (
+    HEADER
+    + """# %% tags=["parameters"]
+n: int = 2
+
+# %%
+print(n * 21)
+"""
+)
+
+
+@pytest.fixture
+def book(tmp_path: Path) -> BookLayout:
+    (tmp_path / "_toc.yml").write_text("format: jb-book\nroot: intro\n")
+    (tmp_path / "notebooks").mkdir()
+    (tmp_path / "notebooks" / "01_good.py").write_text(GOOD)
+    (tmp_path / "notebooks" / "02_second.py").write_text(SECOND)
+    (tmp_path / "lib" / "emgeom").mkdir(parents=True)
+    (tmp_path / "lib" / "emgeom" / "thing.py").write_text("X = 1\n")
+    (tmp_path / "requirements.lock").write_text("demo==1\n")
+    profiles = tmp_path / "ci" / "profiles"
+    profiles.mkdir(parents=True)
+    (profiles / "demo.yaml").write_text("chapters:\n  01_good: {value: 1.5}\n  02_second: {}\n")
+    (profiles / "failing.yaml").write_text("chapters:\n  01_good: {fail: true}\n  02_second: {}\n")
+    (profiles / "typo.yaml").write_text("chapters:\n  01_good: {valeu: 2.0}\n  02_second: {}\n")
+    return BookLayout(tmp_path)
+
+
+def test_runs_publishes_results_then_caches(book: BookLayout):
+    runs = run_book(book, "demo", progress=False)
+    assert [r.this_run for r in runs] == ["executed", "executed"]
+    doc = json.loads((book.results_dir / "01_good.json").read_text())
+    assert doc == {
+        "chapter": "01_good",
+        "profile": "demo",
+        "results": {"doubled": {"value": 3.0, "ci": [1.5, 4.5], "n_seeds": 3, "note": "demo"}},
+    }
+    nb = nbformat.read(book.executed_notebook("01_good"), as_version=4)
+    injected = [c for c in nb.cells if "injected-parameters" in c.metadata.get("tags", [])]
+    assert len(injected) == 1 and "remove-cell" in injected[0].metadata["tags"]
+    assert any("executed under the **demo** profile" in c.source for c in nb.cells)
+    report = json.loads(book.report_path.read_text())
+    assert [c["chapter"] for c in report["chapters"]] == ["01_good", "02_second"]
+    assert "torch" in report["packages"]
+    assert "`doubled`" in (book.generated_dir / "build_status.md").read_text()
+
+    again = run_book(book, "demo", progress=False)
+    assert [r.this_run for r in again] == ["cached", "cached"]
+
+
+def test_a_change_in_lib_or_parameters_reruns(book: BookLayout):
+    run_book(book, "demo", progress=False)
+    key = chapter_key(book, "01_good", "demo", {"value": 1.5})
+    (book.lib_dir / "thing.py").write_text("X = 2\n")
+    assert chapter_key(book, "01_good", "demo", {"value": 1.5}) != key
+    assert [r.this_run for r in run_book(book, "demo", progress=False)] == ["executed", "executed"]
+    assert chapter_key(book, "01_good", "demo", {"value": 2.5}) != chapter_key(
+        book, "01_good", "demo", {"value": 1.5}
+    )
+
+
+def test_only_and_force(book: BookLayout):
+    run_book(book, "demo", progress=False)
+    runs = run_book(book, "demo", only=["02_second"], force=True, progress=False)
+    assert [r.this_run for r in runs] == ["not selected", "executed"]
+    with pytest.raises(ParameterError, match="unknown chapters"):
+        run_book(book, "demo", only=["03_nope"], progress=False)
+
+
+def test_failing_chapter_stops_and_keeps_everything_else(book: BookLayout):
+    run_book(book, "demo", progress=False)
+    good_notebook = book.executed_notebook("01_good").read_text()
+    good_results = (book.results_dir / "01_good.json").read_text()
+    with pytest.raises(ChapterFailed) as err:
+        run_book(book, "failing", progress=False)
+    text = str(err.value)
+    assert "chapter '01_good' failed in cell" in text and "planted failure" in text
+    partial = book.executing_dir / "01_good.ipynb"
+    assert partial.exists() and str(partial) in text
+    assert book.executed_notebook("01_good").read_text() == good_notebook  # last good output intact
+    assert (book.results_dir / "01_good.json").read_text() == good_results
+    report = json.loads(book.report_path.read_text())
+    assert [c["this_run"] for c in report["chapters"]] == ["failed", "not run (earlier failure)"]
+    # a failed run is never a cache hit
+    assert run_book(book, "demo", progress=False)[0].this_run == "executed"
+
+
+def test_cli_exit_codes(book: BookLayout, capsys):
+    assert main(["--root", str(book.root), "run", "--profile", "typo"]) == 2
+    err = capsys.readouterr().err
+    assert "profile 'typo', chapter '01_good': unknown parameter 'valeu'; allowed: value, fail" in err
+    assert not book.executed_notebook("01_good").exists()  # refused before anything executed
+    assert main(["--root", str(book.root), "check", "--profile", "demo"]) == 0
+    assert main(["--root", str(book.root), "run", "--profile", "failing", "--no-progress"]) == 1
+    assert "planted failure" in capsys.readouterr().err

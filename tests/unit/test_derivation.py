@@ -1,0 +1,117 @@
+import numpy as np
+import pytest
+import torch
+from emgeom import derivation as dv
+from emgeom import toy
+
+
+def random_setup(n_inst=3, d=4, n=9, batch=16, dtype=torch.float64):
+    g = torch.Generator().manual_seed(5)
+    W = torch.randn(n_inst, d, n, generator=g, dtype=dtype)
+    x = torch.rand(batch, n_inst, n, generator=g, dtype=dtype)
+    return W, x, torch.tensor([0, 4, 8][:n_inst])
+
+
+def test_closed_form_gradient_equals_autograd():
+    W, x, t = random_setup()
+    W.requires_grad_(True)
+    dv.reward_objective(W, torch.zeros(3, 9, dtype=W.dtype), x, t).sum().backward()
+    torch.testing.assert_close(W.grad, dv.reward_gradient_closed_form(W.detach(), x, t), atol=1e-12, rtol=0)
+
+
+def test_one_step_with_only_the_target_is_exactly_two_eta_similarity():
+    W, _, t = random_setup()
+    only = torch.zeros(1, 3, 9, dtype=W.dtype)
+    only[0, torch.arange(3), t] = 1
+    eta = 0.01
+    W1 = W + eta * dv.reward_gradient_closed_form(W, only, t)
+    dz = dv.target_responses(W1, t) - dv.target_responses(W, t)
+    expected = 2 * eta * dv.target_responses(W, t)
+    mask = torch.ones_like(dz, dtype=torch.bool)
+    mask[torch.arange(3), t] = False
+    torch.testing.assert_close(dz[mask], expected[mask], atol=1e-14, rtol=0)
+    torch.testing.assert_close(
+        dz[mask], dv.first_order_response_change(W, only, t, eta)[mask], atol=1e-14, rtol=0
+    )
+
+
+def test_first_order_prediction_error_shrinks_quadratically():
+    W, x, t = random_setup()
+    errors = []
+    for eta in (1e-2, 1e-3):
+        W1 = W + eta * dv.reward_gradient_closed_form(W, x, t)
+        actual = dv.target_responses(W1, t) - dv.target_responses(W, t)
+        errors.append((actual - dv.first_order_response_change(W, x, t, eta)).abs().max().item())
+    assert errors[1] < errors[0] / 50  # O(η²): 10x smaller η, ~100x smaller error
+
+
+def test_readout_change_is_step_times_cosine():
+    D = torch.randn(6, 11, dtype=torch.float64)
+    cos = torch.nn.functional.cosine_similarity(D, D[:, [2]], dim=0)
+    torch.testing.assert_close(dv.readout_change(D, 2, 0.3), 0.3 * cos, atol=1e-14, rtol=0)
+
+
+@pytest.fixture(scope="module")
+def trained():
+    torch.manual_seed(0)
+    model = toy.ToyModel(
+        toy.ToyModelConfig(16, 5, 2), torch.tensor([0.1, 0.03]), 1.0, torch.Generator().manual_seed(0)
+    )
+    toy.train_toy_model(model, toy.ToyTrainConfig(steps=1500), progress=False)
+    return model
+
+
+def r_per_instance(out):
+    return [
+        np.corrcoef(out.similarity[i][out.others(i)], out.delta_response[i][out.others(i)])[0, 1]
+        for i in range(2)
+    ]
+
+
+def test_reward_sgd_follows_similarity_and_mse_adam_inverts(trained):
+    targets = torch.zeros(2, dtype=torch.long)
+    before = trained.W.detach().clone()
+    first = dv.fine_tune_toward_target(trained, targets, dv.FineTuneConfig(lr=0.01, steps=10))
+    assert min(r_per_instance(first)) > 0.99
+    counter = dv.fine_tune_toward_target(
+        trained,
+        targets,
+        dv.FineTuneConfig(objective="mse", optimizer="adam", lr=1e-3, steps=300, target_scale=1.5),
+    )
+    assert max(r_per_instance(counter)) < -0.8
+    torch.testing.assert_close(trained.W.detach(), before)  # the base model is untouched
+
+
+def test_rank1_update_is_rank_one(trained):
+    targets = torch.zeros(2, dtype=torch.long)
+    out = dv.fine_tune_toward_target(trained, targets, dv.FineTuneConfig(update="rank1", lr=0.01, steps=5))
+    assert np.abs(out.delta_response).max() > 0
+    with pytest.raises(ValueError, match="one target per instance"):
+        dv.fine_tune_toward_target(trained, torch.zeros(3, dtype=torch.long), dv.FineTuneConfig())
+
+
+def test_select_instances_copies_weights(trained):
+    picked = dv.select_instances(trained, torch.tensor([1, 1, 0]))
+    torch.testing.assert_close(picked.W.detach()[0], trained.W.detach()[1])
+    torch.testing.assert_close(picked.W.detach()[2], trained.W.detach()[0])
+    assert picked.feature_probability[0, 0] == trained.feature_probability[1, 0]
+
+
+def test_study_and_cluster_on_tiny_settings():
+    cfg = dv.DerivationStudyConfig(
+        n_features=10,
+        d_hidden=3,
+        feature_probabilities=(0.1,),
+        train_steps=200,
+        seeds=(0, 1),
+        rank1_replicas=3,
+        counter=dv.FineTuneConfig(objective="mse", optimizer="adam", steps=20),
+    )
+    study = dv.run_derivation_study(cfg, progress=False)
+    assert set(study.table.regime) == set(dv.regimes(cfg)) | {"rank-1 + SGD (mean of inits)"}
+    assert len(study.table) == 2 * (len(dv.regimes(cfg)) + 1)
+    cluster = dv.harmful_cluster_study(study, [1, 2], 0, cfg.first_order)
+    assert len(cluster.targets) == 2 * 8 and not set(cluster.targets) & {1, 2}
+    assert np.corrcoef(cluster.similarity, cluster.amplification)[0, 1] > 0.95
+    with pytest.raises(ValueError, match="cluster must list features"):
+        dv.harmful_cluster_study(study, [42], 0, cfg.first_order)
