@@ -245,8 +245,8 @@ record("rank1_mean_of_inits_pearson_r", rank1_est.value, ci=rank1_est.ci, n_seed
 # - **Early in fine-tuning**, with a small learning rate and a loss far from its minimum (a new behaviour
 #   the model does not yet produce), the gradient of cross-entropy on the target behaviour acts like a
 #   reward: the first-order law holds, and features near the target are amplified with it. This is the
-#   regime the paper's argument needs, and emergent misalignment is known to appear within the first
-#   steps of narrow fine-tuning.
+#   regime the paper's argument needs. Whether a real fine-tuning run stays in it long enough for the
+#   amplification to matter is not settled by this toy; the later chapters measure it.
 # - **Once the target behaviour is learned**, the loss is bounded and Adam works on the residual
 #   interference; then the optimiser can separate the target from its neighbours, and the law can invert.
 #   How far training goes into this regime is an empirical question for each fine-tuning run; the later

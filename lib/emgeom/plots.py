@@ -13,20 +13,27 @@ from emgeom.derivation import FineTuneOutcome
 PLATEAUS = {"1": 1.0, "3/4": 0.75, "2/3": 2 / 3, "1/2": 0.5, "2/5": 0.4, "1/3": 1 / 3}
 
 
-def feature_directions_2d(W: np.ndarray, probabilities: np.ndarray, importance: np.ndarray) -> Figure:
+def feature_directions_2d(
+    W: np.ndarray, probabilities: np.ndarray, importance: np.ndarray, per_row: int = 5
+) -> Figure:
     """One panel per instance: each feature's direction ``W_i`` in the 2-D hidden space, coloured by
     importance. ``W`` is ``[inst, 2, n_features]``."""
     n_inst = W.shape[0]
-    fig, axes = plt.subplots(1, n_inst, figsize=(1.9 * n_inst, 2.4), squeeze=False)
+    n_rows = -(-n_inst // per_row)
+    n_cols = min(per_row, n_inst)
+    fig, axes = plt.subplots(n_rows, n_cols, figsize=(2.4 * n_cols, 2.5 * n_rows), squeeze=False)
     cmap = plt.get_cmap("viridis")
     shade = (importance - importance.min()) / (np.ptp(importance) + 1e-9)
-    for i, ax in enumerate(axes[0]):
+    for i, ax in enumerate(axes.flat):
+        if i >= n_inst:
+            ax.axis("off")
+            continue
         for f in range(W.shape[2]):
             ax.plot([0, W[i, 0, f]], [0, W[i, 1, f]], color=cmap(shade[f]), lw=1.5)
             ax.scatter(W[i, 0, f], W[i, 1, f], color=cmap(shade[f]), s=12)
         ax.set(xlim=(-1.5, 1.5), ylim=(-1.5, 1.5), aspect="equal", xticks=[], yticks=[])
-        ax.set_title(f"p = {probabilities[i]:.3g}", fontsize=9)
-    fig.suptitle("Feature directions in the hidden plane (colour: importance, yellow = most)", fontsize=10)
+        ax.set_title(f"p = {probabilities[i]:.3g}", fontsize=10)
+    fig.suptitle("Feature directions in the hidden plane (colour: importance, yellow = most)", fontsize=11)
     fig.tight_layout()
     return fig
 
