@@ -14,7 +14,7 @@ export OMP_WAIT_POLICY ?= PASSIVE
 
 help:
 	@echo "make book [PROFILE=cpu|smoke|gpu] [ONLY='01_toy_superposition ...']  execute chapters, build HTML"
-	@echo "make test                                  unit tests + every chapter under the smoke profile"
+	@echo "make test                                  ruff, unit tests, every chapter under the smoke profile"
 	@echo "make lint                                  ruff"
 
 $(STAMP): requirements.lock pyproject.toml
@@ -34,6 +34,8 @@ book: run
 	@echo "Book built: open file://$(CURDIR)/_build/html/index.html"
 
 test: $(STAMP)
+	$(BIN)/ruff check lib tests notebooks
+	$(BIN)/ruff format --check lib tests
 	$(BIN)/python -m pytest
 
 unit: $(STAMP)

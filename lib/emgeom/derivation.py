@@ -271,7 +271,8 @@ def regimes(cfg: DerivationStudyConfig) -> dict[str, FineTuneConfig]:
 
 def run_derivation_study(cfg: DerivationStudyConfig, progress: bool = True) -> DerivationStudy:
     """Train one batched base model per seed (one instance per feature probability), fine-tune it under
-    every regime toward feature 0, and tabulate Pearson r and slope of ``Δz`` against ``W_jᵀW_t``."""
+    every regime toward feature 0, and tabulate Pearson r and slope of ``Δz`` against ``W_jᵀW_t`` (and r
+    against the cosine ``cos(W_j, W_t)``, which ignores how strongly each feature is represented)."""
     probs = torch.tensor(cfg.feature_probabilities, dtype=torch.float32)
     targets = torch.zeros(len(probs), dtype=torch.long)
     rows, outcomes, models = [], {}, {}
@@ -311,6 +312,7 @@ def run_derivation_study(cfg: DerivationStudyConfig, progress: bool = True) -> D
                         "regime": name,
                         "feature_probability": p,
                         "pearson_r": pearson_r(out.similarity[i][mask], out.delta_response[i][mask]),
+                        "pearson_r_cosine": pearson_r(out.cosine[i][mask], out.delta_response[i][mask]),
                         "slope": fitted_slope(out.similarity[i][mask], out.delta_response[i][mask]),
                     }
                 )
