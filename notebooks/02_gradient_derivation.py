@@ -179,9 +179,9 @@ record("first_order_slope_vs_theory", ratio_est.value, ci=ratio_est.ci, n_seeds=
 # similar norms and part where many features are weakly represented).
 #
 # In the first-order regime $\Delta z_j$ follows the similarity with the target almost perfectly at every
-# sparsity, and the fitted slope matches $2\eta k$ up to the compounding of $k$ steps, which the printed
-# ratio lets you compare with $(1+2\eta)^k - 1$. The background features shift the intercept, not the
-# slope.
+# sparsity. The fitted slope over $2\eta k$ (last column) is what the printed exact compounding
+# $((1+2\eta)^k - 1)/2\eta k$ predicts when the background is sparse; where other features co-occur
+# often, their terms in the bracket, which do not follow similarity, pull the fitted slope below it.
 #
 # ## (c) A harmful cluster
 #
