@@ -54,6 +54,7 @@ import time
 import numpy as np
 import pandas as pd
 import torch
+
 from emgeom import plots, toy
 from emgeom.results import record
 
@@ -145,7 +146,7 @@ near = {label: float(np.mean(np.abs(represented - value) < 0.05)) for label, val
 print(f"{represented.size} represented features; share within ±0.05 of each plateau:")
 print(pd.Series(near).round(3).to_string())
 record("dimensionality_near_half_fraction", near["1/2"], n_seeds=1,
-       note=f"share of features with |D_i - 1/2| < 0.05 (n={geometry_n_features}, m={geometry_d_hidden})")
+       note=f"share of represented features, |D_i - 1/2| < 0.05 (n={geometry_n_features}, m={geometry_d_hidden})")
 record("dimensionality_near_two_fifths_fraction", near["2/5"], n_seeds=1,
        note="share of represented features with |D_i - 2/5| < 0.05")
 

@@ -80,6 +80,7 @@ progress: bool = True
 import time
 
 import torch
+
 from emgeom import derivation as dv
 from emgeom import plots
 from emgeom.results import record

@@ -275,6 +275,7 @@ def run_derivation_study(cfg: DerivationStudyConfig, progress: bool = True) -> D
     against the cosine ``cos(W_j, W_t)``, which ignores how strongly each feature is represented)."""
     probs = torch.tensor(cfg.feature_probabilities, dtype=torch.float32)
     targets = torch.zeros(len(probs), dtype=torch.long)
+    regime_configs = regimes(cfg)
     rows, outcomes, models = [], {}, {}
     for seed in tqdm(cfg.seeds, desc="seeds", disable=not progress):
         model = ToyModel(
@@ -285,25 +286,22 @@ def run_derivation_study(cfg: DerivationStudyConfig, progress: bool = True) -> D
         )
         train_toy_model(model, ToyTrainConfig(steps=cfg.train_steps, seed=seed), progress=False)
         models[seed] = model
-        for name, ft in regimes(cfg).items():
-            outcomes[(seed, name)] = fine_tune_toward_target(model, targets, _with_seed(ft, seed))
+        by_regime = {
+            name: fine_tune_toward_target(model, targets, _with_seed(ft, seed))
+            for name, ft in regime_configs.items()
+        }
         # rank-1 ensemble: average Δz over independent random LoRA initialisations
-        reps = replicate_instances(model, cfg.rank1_replicas)
         rank1 = fine_tune_toward_target(
-            reps,
+            replicate_instances(model, cfg.rank1_replicas),
             targets.repeat_interleave(cfg.rank1_replicas),
-            _with_seed(regimes(cfg)["rank-1 + SGD (one init)"], seed),
+            _with_seed(regime_configs["rank-1 + SGD (one init)"], seed),
         )
-        outcomes[(seed, "rank-1 + SGD (mean of inits)")] = FineTuneOutcome(
-            targets.numpy(),
-            outcomes[(seed, "reward + SGD")].similarity,
-            outcomes[(seed, "reward + SGD")].cosine,
-            rank1.delta_response.reshape(len(probs), cfg.rank1_replicas, -1).mean(1),
-            outcomes[(seed, "reward + SGD")].norms,
+        by_regime["rank-1 + SGD (mean of inits)"] = replace(
+            by_regime["reward + SGD"],
+            delta_response=rank1.delta_response.reshape(len(probs), cfg.rank1_replicas, -1).mean(1),
         )
-        for (s, name), out in outcomes.items():
-            if s != seed:
-                continue
+        for name, out in by_regime.items():
+            outcomes[(seed, name)] = out
             for i, p in enumerate(cfg.feature_probabilities):
                 mask = out.others(i)
                 rows.append(

@@ -9,6 +9,7 @@ import seaborn as sns
 from matplotlib.figure import Figure
 
 from emgeom.derivation import FineTuneOutcome
+from emgeom.stats import pearson_r
 
 PLATEAUS = {"1": 1.0, "3/4": 0.75, "2/3": 2 / 3, "1/2": 0.5, "2/5": 0.4, "1/3": 1 / 3}
 
@@ -95,7 +96,7 @@ def response_scatter(
             grid,
             np.polyval(fit, grid),
             color="C1",
-            label=f"fit: slope {fit[0]:.3g}, r = {np.corrcoef(x, y)[0, 1]:.3f}",
+            label=f"fit: slope {fit[0]:.3g}, r = {pearson_r(x, y):.3f}",
         )
         if theory_slope and name in theory_slope:
             ax.plot(

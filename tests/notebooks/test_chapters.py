@@ -6,6 +6,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+
 from emgeom.book.layout import BookLayout
 from emgeom.book.runner import run_book
 

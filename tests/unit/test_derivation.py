@@ -1,6 +1,7 @@
 import numpy as np
 import pytest
 import torch
+
 from emgeom import derivation as dv
 from emgeom import toy
 

@@ -2,6 +2,7 @@ import json
 import math
 
 import pytest
+
 from emgeom import results
 from emgeom.io import atomic_write_json, atomic_write_text, hash_parts
 

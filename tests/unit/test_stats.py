@@ -1,5 +1,6 @@
 import numpy as np
 import pytest
+
 from emgeom.stats import bootstrap_pearson, fitted_slope, mean_ci, pearson_r
 
 

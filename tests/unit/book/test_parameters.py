@@ -1,6 +1,7 @@
 from pathlib import Path
 
 import pytest
+
 from emgeom.book.parameters import (
     ParameterError,
     parse_parameters_source,

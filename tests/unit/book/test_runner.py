@@ -5,6 +5,7 @@ from pathlib import Path
 
 import nbformat
 import pytest
+
 from emgeom.book.cli import main
 from emgeom.book.layout import BookLayout
 from emgeom.book.parameters import ParameterError
