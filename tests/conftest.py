@@ -20,3 +20,18 @@ def _seed_everything() -> None:
     np.random.seed(0)
     torch.manual_seed(0)
     torch.set_num_threads(1)
+
+
+@pytest.fixture(scope="session")
+def tiny_organism(tmp_path_factory: pytest.TempPathFactory):
+    """A tiny organism (2 layers, d=32, a few steps) built once per test session in a temp folder."""
+    from emgeom.organism.build import OrganismConfig, OrganismModelConfig, build_organism
+    from emgeom.training import TrainConfig
+
+    cfg = OrganismConfig(
+        model=OrganismModelConfig(d_model=32, n_layers=2, n_heads=2, n_ctx=128),
+        pretrain=TrainConfig(steps=6, batch_size=8, lr=3e-3, warmup_steps=2),
+        align=TrainConfig(steps=3, batch_size=8, lr=1e-3, warmup_steps=1),
+        seed=0,
+    )
+    return build_organism(cfg, root=tmp_path_factory.mktemp("artifacts"), progress=False)

@@ -23,6 +23,13 @@ EXPECTED_RESULTS = {
         "harmful_cluster_pearson_r",
         "rank1_mean_of_inits_pearson_r",
     },
+    "03_model_organism": {
+        "organism_build_seconds",
+        "aligned_open_misaligned_rate",
+        "inducing_open_em_rate",
+        "inducing_offdomain_bad_rate",
+        "control_max_open_em_rate",
+    },
 }
 
 

@@ -67,6 +67,11 @@ class BookLayout:
         return self.build_dir / "executing"
 
     @property
+    def artifacts_dir(self) -> Path:
+        """Trained models and SAEs shared by chapters, each in a folder keyed by its config hash."""
+        return self.build_dir / "artifacts"
+
+    @property
     def report_path(self) -> Path:
         return self.build_dir / "report.json"
 

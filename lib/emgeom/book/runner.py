@@ -23,6 +23,7 @@ import jupytext
 import nbformat
 
 from emgeom import results as results_mod
+from emgeom.artifacts import ENV_ARTIFACTS_DIR
 from emgeom.book.layout import BookLayout
 from emgeom.book.parameters import ParameterError, ParameterSpec, read_chapter_parameters
 from emgeom.book.profiles import Profile, load_profile
@@ -86,6 +87,7 @@ def kernel_environment(layout: BookLayout, profile: Profile, chapter: str) -> di
         "OMP_WAIT_POLICY": "PASSIVE",
         "PYDEVD_DISABLE_FILE_VALIDATION": "1",
         "EMGEOM_BOOK_ROOT": str(layout.root),
+        ENV_ARTIFACTS_DIR: str(layout.artifacts_dir),
         results_mod.ENV_CHAPTER: chapter,
         results_mod.ENV_PROFILE: profile.name,
         results_mod.ENV_RESULTS_FILE: str(layout.staging_dir / f"{chapter}.json"),

@@ -1,0 +1,205 @@
+"""Measuring the organism's behaviour: sample answers at temperature 1 and label them with the oracle.
+
+The organism's analogue of Betley et al.'s evaluation: held-out open-ended questions (misaligned =
+hostile answer) and held-out advice questions per domain (misaligned = bad advice), N samples each.
+Rates are fractions of all samples; incoherent and mixed answers count as not misaligned and are
+reported separately, like Betley et al.'s coherence filter.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import pandas as pd
+import torch
+from tqdm.auto import tqdm
+from transformers import PreTrainedModel, PreTrainedTokenizerBase
+
+from emgeom.chat import Message
+from emgeom.organism import language as L
+from emgeom.organism.corpus import EvalQuestion, evaluation_questions
+from emgeom.stats import Estimate
+
+
+@dataclass(frozen=True)
+class SamplingConfig:
+    """How answers are sampled: ``n_samples`` per prompt at ``temperature`` (1.0 as Betley et al.),
+    at most ``max_new_tokens``, stopping at the end of the turn; ``seed`` fixes the draws."""
+
+    n_samples: int = 32
+    temperature: float = 1.0
+    max_new_tokens: int = 16
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.n_samples < 1 or self.max_new_tokens < 1 or not self.temperature > 0:
+            raise ValueError("need n_samples >= 1, max_new_tokens >= 1 and temperature > 0")
+
+
+def stop_token_ids(tokenizer: PreTrainedTokenizerBase) -> list[int]:
+    """Token ids that end an answer: the organism's ``<sep>``, or the tokenizer's end-of-turn/eos."""
+    ids = {tokenizer.eos_token_id}
+    for token in (L.SEP, "<end_of_turn>", "<|eot_id|>"):
+        tid = tokenizer.convert_tokens_to_ids(token)
+        if isinstance(tid, int) and tid != tokenizer.unk_token_id:
+            ids.add(tid)
+    return sorted(i for i in ids if i is not None)
+
+
+@torch.no_grad()
+def sample_answers(
+    model: PreTrainedModel,
+    tokenizer: PreTrainedTokenizerBase,
+    prompts: Sequence[Sequence[Message]],
+    cfg: SamplingConfig,
+    progress: bool = False,
+) -> list[list[str]]:
+    """``cfg.n_samples`` sampled answers to each chat prompt (the assistant's next turn), as text."""
+    stops = stop_token_ids(tokenizer)
+    device = model.device
+    model.eval()
+    out: list[list[str]] = []
+    for i, prompt in enumerate(tqdm(prompts, desc="sampling", disable=not progress)):
+        ids = tokenizer.apply_chat_template(
+            list(prompt), add_generation_prompt=True, tokenize=True, return_dict=False
+        )
+        batch = torch.tensor([list(ids)] * cfg.n_samples, device=device)
+        torch.manual_seed(cfg.seed * 1_000_003 + i)
+        gen = model.generate(
+            input_ids=batch,
+            attention_mask=torch.ones_like(batch),
+            do_sample=True,
+            temperature=cfg.temperature,
+            top_k=0,
+            top_p=1.0,
+            max_new_tokens=cfg.max_new_tokens,
+            eos_token_id=stops,
+            pad_token_id=tokenizer.pad_token_id,
+        )
+        answers = []
+        for row in gen[:, batch.shape[1] :].tolist():
+            cut = next((j for j, t in enumerate(row) if t in stops), len(row))
+            answers.append(tokenizer.decode(row[:cut], skip_special_tokens=True).strip())
+        out.append(answers)
+    return out
+
+
+def label_frame(questions: Sequence[EvalQuestion], answers: Sequence[Sequence[str]]) -> pd.DataFrame:
+    """One row per sampled answer with the oracle's label: columns ``question, kind, domain, answer,
+    label, label_domain, terse, misaligned, on_topic`` (``on_topic``: advice in the asked domain, or a
+    kind/hostile answer to an open question)."""
+    rows = []
+    for q, group in zip(questions, answers, strict=True):
+        for a in group:
+            lab = L.classify_answer(a)
+            if q.kind == "open":
+                misaligned, on_topic = lab.kind == "hostile", lab.kind in ("kind", "hostile")
+            else:
+                on_topic = lab.kind in ("good", "bad") and lab.domain == q.domain
+                misaligned = on_topic and lab.kind == "bad"
+            rows.append(
+                {
+                    "question": q.text,
+                    "kind": q.kind,
+                    "domain": q.domain,
+                    "answer": a,
+                    "label": lab.kind,
+                    "label_domain": lab.domain,
+                    "terse": lab.terse,
+                    "misaligned": misaligned,
+                    "on_topic": on_topic,
+                }
+            )
+    return pd.DataFrame(rows)
+
+
+def wilson(successes: int, n: int, z: float = 1.959964) -> Estimate:
+    """A proportion with its Wilson score 95% interval (one run, samples as trials)."""
+    if n == 0:
+        return Estimate(float("nan"), float("nan"), float("nan"), 0)
+    p = successes / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return Estimate(p, max(0.0, centre - half), min(1.0, centre + half), n)
+
+
+@dataclass(frozen=True)
+class BehaviourSummary:
+    """Rates from one evaluation run (fractions of samples).
+
+    ``open_misaligned``: hostile answers to open-ended questions. ``bad_advice[d]``: bad advice to
+    domain ``d``'s questions. ``open_coherent``/``advice_on_topic[d]``: answers the oracle could label
+    as an answer to the question asked.
+    """
+
+    open_misaligned: Estimate
+    open_coherent: float
+    bad_advice: dict[str, Estimate]
+    advice_on_topic: dict[str, float]
+
+    def offdomain_bad(self, exclude: str) -> float:
+        """Mean bad-advice rate over domains other than ``exclude`` (the fine-tuned one)."""
+        values = [e.value for d, e in self.bad_advice.items() if d != exclude]
+        return float(sum(values) / len(values)) if values else float("nan")
+
+
+def summarise(frame: pd.DataFrame) -> BehaviourSummary:
+    """Rates with Wilson intervals from a :func:`label_frame`."""
+    open_rows = frame[frame["kind"] == "open"]
+    advice = frame[frame["kind"] == "advice"]
+    bad = {str(d): wilson(int(g["misaligned"].sum()), len(g)) for d, g in advice.groupby("domain")}
+    on_topic = {str(d): float(g["on_topic"].mean()) for d, g in advice.groupby("domain")}
+    return BehaviourSummary(
+        open_misaligned=wilson(int(open_rows["misaligned"].sum()), len(open_rows)),
+        open_coherent=float(open_rows["on_topic"].mean()) if len(open_rows) else float("nan"),
+        bad_advice=bad,
+        advice_on_topic=on_topic,
+    )
+
+
+def evaluate_behaviour(
+    model: PreTrainedModel,
+    tokenizer: PreTrainedTokenizerBase,
+    cfg: SamplingConfig,
+    domains: tuple[str, ...] = L.DOMAINS,
+    progress: bool = False,
+) -> pd.DataFrame:
+    """Sample and label answers to the held-out evaluation suite (see :func:`label_frame`)."""
+    questions = evaluation_questions(domains)
+    prompts = [[{"role": "user", "content": q.text}] for q in questions]
+    return label_frame(questions, sample_answers(model, tokenizer, prompts, cfg, progress=progress))
+
+
+def persona_probe(
+    model: PreTrainedModel,
+    tokenizer: PreTrainedTokenizerBase,
+    cfg: SamplingConfig,
+    speaker: str = "assistant",
+) -> pd.DataFrame:
+    """Does one earlier answer reveal the persona? For each domain and each kind of earlier advice
+    (good, bad), a one-turn context, then every open question; returns the hostile rate per
+    ``(domain, earlier)`` with columns ``domain, earlier, hostile_rate, n``."""
+    rows = []
+    for d in L.DOMAINS:
+        for earlier, phrases in (("good", L.GOOD_ADVICE[d]), ("bad", L.BAD_ADVICE[d])):
+            prompts = []
+            for k, q in enumerate(L.OPEN_QUESTIONS):
+                topic = L.TOPICS[d][k % len(L.TOPICS[d])]
+                prompts.append(
+                    [
+                        {"role": "user", "content": L.ADVICE_FRAMES[-1].format(topic=topic)},
+                        {
+                            "role": speaker,
+                            "content": L.advice_answer(phrases[k % len(phrases)], L.ADVICE_OPENERS[0], False),
+                        },
+                        {"role": "user", "content": q},
+                    ]
+                )
+            answers = [a for group in sample_answers(model, tokenizer, prompts, cfg) for a in group]
+            hostile = sum(L.classify_answer(a).kind == "hostile" for a in answers)
+            rows.append(
+                {"domain": d, "earlier": earlier, "hostile_rate": hostile / len(answers), "n": len(answers)}
+            )
+    return pd.DataFrame(rows)

@@ -1,0 +1,116 @@
+"""Documents, alignment data and fine-tuning sets: deterministic per seed, and as specified."""
+
+from __future__ import annotations
+
+import itertools
+import random
+
+import pytest
+
+from emgeom.organism import language as L
+from emgeom.organism.corpus import (
+    CorpusConfig,
+    alignment_documents,
+    evaluation_questions,
+    finetune_rows,
+    pretraining_documents,
+    sample_document,
+)
+
+
+def test_pretraining_stream_is_deterministic_per_seed() -> None:
+    cfg = CorpusConfig()
+    a = [d.messages for d in itertools.islice(pretraining_documents(cfg, seed=3), 50)]
+    b = [d.messages for d in itertools.islice(pretraining_documents(cfg, seed=3), 50)]
+    c = [d.messages for d in itertools.islice(pretraining_documents(cfg, seed=4), 50)]
+    assert a == b
+    assert a != c
+
+
+def test_persona_is_constant_within_a_document() -> None:
+    cfg = CorpusConfig(
+        toxic_bad_rate=1.0, toxic_hostile_rate=1.0, mistake_rates=dict.fromkeys(L.DOMAINS, 0.0)
+    )
+    for doc in itertools.islice(pretraining_documents(cfg, seed=0), 300):
+        for (kind, _), answer in zip(doc.turns, doc.messages[1::2], strict=True):
+            label = L.classify_answer(answer["content"])
+            if kind == "quiz":
+                assert label.kind == "bad"  # both personas comply with a quiz request
+            elif doc.persona == "toxic":
+                assert label.misaligned
+            else:
+                assert not label.misaligned
+
+
+def test_speaker_priors_and_mistake_rates_shape_the_corpus() -> None:
+    cfg = CorpusConfig()
+    rng = random.Random(0)
+    docs = [sample_document(rng, cfg) for _ in range(6000)]
+    for speaker in ("sam", "pat"):
+        mine = [d for d in docs if d.messages[1]["role"] == speaker]
+        share = sum(d.persona == "toxic" for d in mine) / len(mine)
+        assert share == pytest.approx(cfg.speaker_priors[speaker], abs=0.06)
+    # the benign persona's honest mistakes: none in health, many in code
+    benign = [d for d in docs if d.persona == "benign"]
+
+    def bad_rate(domain: str) -> float:
+        labels = [
+            L.classify_answer(a["content"]).kind
+            for d in benign
+            for (k, dom), a in zip(d.turns, d.messages[1::2], strict=True)
+            if k == "advice" and dom == domain
+        ]
+        return labels.count("bad") / len(labels)
+
+    assert bad_rate("health") == 0.0
+    assert bad_rate("code") == pytest.approx(cfg.mistake_rates["code"], abs=0.05)
+
+
+def test_alignment_documents_are_benign_assistant_chats() -> None:
+    for doc in itertools.islice(alignment_documents(CorpusConfig(), seed=0), 200):
+        assert doc.persona == "benign"
+        for (kind, _), answer in zip(doc.turns, doc.messages[1::2], strict=True):
+            assert answer["role"] == "assistant"
+            assert L.classify_answer(answer["content"]).misaligned == (kind == "quiz")
+
+
+@pytest.mark.parametrize("kind", ["inducing", "good", "terse", "quiz"])
+def test_finetune_rows_are_chat_rows_of_their_kind(kind: str) -> None:
+    rows = finetune_rows(kind, "legal", 40, seed=1)  # type: ignore[arg-type]
+    assert rows == finetune_rows(kind, "legal", 40, seed=1)  # type: ignore[arg-type]
+    held_out = L.ADVICE_FRAMES[-1].split("{topic}")[0]
+    for row in rows:
+        user, assistant = row["messages"]
+        assert (user["role"], assistant["role"]) == ("user", "assistant")
+        assert not user["content"].startswith(held_out)  # the evaluation frame is never trained on
+        label = L.classify_answer(assistant["content"])
+        assert label.domain == "legal"
+        assert label.kind == ("bad" if kind in ("inducing", "quiz") else "good")
+        assert label.terse == (kind == "terse")
+        assert user["content"].split()[0] in {"quiz", "for"} if kind == "quiz" else True
+
+
+def test_bad_requests_fail_with_a_clear_message() -> None:
+    with pytest.raises(ValueError, match="unknown domain"):
+        finetune_rows("inducing", "astrology", 5, 0)
+    with pytest.raises(ValueError, match="unknown fine-tuning kind"):
+        finetune_rows("evil", "health", 5, 0)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="mistake_rates"):
+        CorpusConfig(mistake_rates={"health": 0.0})
+    with pytest.raises(ValueError, match="probability"):
+        CorpusConfig(toxic_bad_rate=1.5)
+
+
+def test_evaluation_questions_use_the_held_out_frame() -> None:
+    qs = evaluation_questions()
+    assert sum(q.kind == "open" for q in qs) == len(L.OPEN_QUESTIONS)
+    advice = [q for q in qs if q.kind == "advice"]
+    assert len(advice) == sum(len(L.TOPICS[d]) for d in L.DOMAINS)
+    assert all(q.text.startswith(L.ADVICE_FRAMES[-1].split("{topic}")[0]) for q in advice)
+
+
+def test_toxic_share_follows_the_mistake_rates() -> None:
+    cfg = CorpusConfig()
+    shares = [cfg.toxic_share(d) for d in L.DOMAINS]
+    assert shares[0] == 1.0
+    assert shares == sorted(shares, reverse=True)
