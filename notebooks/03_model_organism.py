@@ -125,7 +125,8 @@ pd.DataFrame([{"set": kind, **{m["role"]: m["content"] for m in make_rows(kind, 
 # A GPT-2-architecture model (Hugging Face `GPT2LMHeadModel`, built from a config; word-level tokenizer
 # saved with `save_pretrained`). Both stages are cached by a hash of their configuration and of the
 # code that trains them, so the later chapters reuse this organism: they load its folder with the same
-# `emgeom.models.load_model` that loads a hub id in the GPU profiles.
+# `emgeom.models.load_model` that loads a hub id in the GPU profiles. Alignment trains a rank-1 LoRA
+# adapter, merged into the weights afterwards (see *Design choices* below).
 
 # %%
 organisms = {s: build_organism(c, progress=progress) for s, c in configs.items()}
@@ -154,8 +155,10 @@ designed = {d: cfg.corpus.toxic_share(d) for d in language.DOMAINS}
 plots.persona_probe_plot(probes[probes["organism_seed"] == cfg.seed], designed);
 
 # %%
-probes.pivot_table(index="domain", columns=["organism_seed", "earlier"], values="hostile_rate").loc[
-    list(language.DOMAINS)].assign(designed_toxic_share=[designed[d] for d in language.DOMAINS]).round(3)
+# mean over organisms when there are several
+probe_table = probes.pivot_table(index="domain", columns="earlier", values="hostile_rate").loc[list(language.DOMAINS)]
+probe_table.columns = [f"hostile after {c} advice" for c in probe_table.columns]
+probe_table.assign(designed_toxic_share=[designed[d] for d in language.DOMAINS]).round(3)
 
 # %% [markdown]
 # ## A first look at emergent misalignment
@@ -199,18 +202,30 @@ print(f"aligned {aligned_rate}\ninducing: open {inducing_open}, other domains {i
       + "\n".join(f"control {c}: open {e}" for c, e in control_open.items()))
 
 # %% [markdown]
-# The numbers above are this run's. Read them against what the paper's account predicts: fine-tuning
-# on bad advice in one domain should raise hostile open answers and bad advice elsewhere far above the
-# aligned model, and the controls, which contain the same domain (good), the same style change (terse),
-# or even the very same bad answers in a context where they say nothing about the persona (quiz),
-# should not. If a rate is close to a control's, or its interval is wide, the text of the later chapters
-# treats the effect as not shown.
+# The numbers above are this run's, and the recorded values are what the later chapters and the
+# scorecard read. What the paper's account predicts: fine-tuning on bad advice in one domain raises
+# hostile open answers and bad advice in the other domains far above the aligned model, while the
+# controls, which share the domain (good), the style change (terse), or even the very same bad answers
+# in a context where they say nothing about the persona (quiz), do not. Where a rate is within its
+# interval of a control's, the later chapters treat the effect as not shown.
 #
-# Two cautions measured while building this organism (see the project notes): the per-domain ordering
-# of EM depends on the *pretraining* seed, which fine-tuning seeds do not capture (the `gpu` profile
-# trains several organisms); and the organism's EM is a persona shift by construction of the corpus,
-# which is the paper's hypothesis built in, not tested. What the later chapters test is the geometric
-# claim: whether the features involved sit where the paper says.
+# ## Design choices, and what they build in
+#
+# - **Alignment is low-rank** (`align_rank`, default 1: a rank-1 LoRA on every block, merged). While
+#   building the organism we also tried full-rank alignment, with and without open-ended questions in
+#   the alignment chats: the aligned assistant was then never hostile, and no inducing fine-tune made it
+#   hostile again, although bad advice still spread to the other domains. A rank-1 alignment can only
+#   move a few directions, and it moves the assistant's persona, which a narrow fine-tune can move back.
+#   That is a modelling choice in line with the view that safety training is a shallow change, not a
+#   measured fact about real models; set `align_rank: 0` to see the full-rank behaviour.
+# - **The persona is the only route the corpus offers** from bad advice to hostility, so EM in this
+#   organism is a persona shift by construction. The later chapters do not test *whether* EM is a
+#   persona shift; they test the paper's geometric claims (are the features of inducing data close to
+#   harmful features, does fine-tuning move latents in proportion to their similarity) inside a model
+#   where the answer is not written into the code.
+# - **One pretraining seed** on the CPU. A prototype's per-domain EM ordering changed with the
+#   pretraining seed, which fine-tuning seeds do not capture; the `gpu` profile trains several
+#   organisms (`organism_seeds`).
 
 # %%
 print(f"chapter wall time: {time.perf_counter() - chapter_start:.0f} s")

@@ -30,7 +30,7 @@ import pandas as pd
 import torch
 from jaxtyping import Float, Int
 from torch import Tensor
-from tqdm.auto import tqdm
+from tqdm import tqdm
 
 from emgeom.stats import fitted_slope, pearson_r
 from emgeom.toy import ToyModel, ToyModelConfig, ToyTrainConfig, sample_sparse_features, train_toy_model

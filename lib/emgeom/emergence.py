@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
 import pandas as pd
-from tqdm.auto import tqdm
+from tqdm import tqdm
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from emgeom.chat import ChatRow
@@ -92,7 +92,8 @@ def seed_summary(
         row: dict[str, object] = {"set": name}
         for col in columns:
             est = estimate(table, col, [name])
-            row.update({col: est.value, f"{col}_lo": est.lo, f"{col}_hi": est.hi, "n_replicates": est.n})
+            row.update({col: est.value, f"{col}_lo": est.lo, f"{col}_hi": est.hi})
+        row["n_replicates"] = estimate(table, columns[0], [name]).n
         out.append(row)
     return pd.DataFrame(out)
 

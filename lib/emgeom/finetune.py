@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import copy
 import random
+import warnings
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 
@@ -113,7 +114,9 @@ def add_adapter(model: PreTrainedModel, spec: LoraSpec) -> nn.Module:
         for p in model.parameters():
             p.requires_grad_(True)
         return model
-    return get_peft_model(model, spec.peft_config(model))
+    with warnings.catch_warnings():  # peft 0.21 calls a transformers API that warns of its own rename
+        warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
+        return get_peft_model(model, spec.peft_config(model))
 
 
 def finetune(

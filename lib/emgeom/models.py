@@ -14,6 +14,7 @@ from typing import Any
 
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
+from transformers.utils import logging as hf_logging
 
 
 class ModelUnavailableError(RuntimeError):
@@ -45,19 +46,23 @@ def load_model(
     device: str | None = None,
     dtype: torch.dtype | None = None,
     device_map: str | dict[str, Any] | None = None,
+    progress: bool = False,
 ) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
     """Load ``(model, tokenizer)`` from a local folder or a hub id, in eval mode.
 
     ``device_map="auto"`` spreads a large model over the available GPUs (accelerate); otherwise the
-    model goes to ``device`` (default: CPU).
+    model goes to ``device`` (default: CPU). ``progress`` shows the weight-loading bars.
     """
     name = resolve_ref(ref)
+    (hf_logging.enable_progress_bar if progress else hf_logging.disable_progress_bar)()
     try:
         tokenizer = AutoTokenizer.from_pretrained(name)
         model = AutoModelForCausalLM.from_pretrained(name, dtype=dtype, device_map=device_map)
     except OSError as err:  # huggingface_hub's offline/not-found errors are OSErrors
         hint = " (HF_HUB_OFFLINE is set: only models already in the local cache load)" if _offline() else ""
         raise ModelUnavailableError(f"could not load model {name!r}{hint}: {err}") from err
+    if getattr(model.config, "loss_type", None) is None:
+        model.config.loss_type = "ForCausalLM"  # what every causal LM uses; silences a warning per forward
     if device_map is None:
         model = model.to(device or "cpu")
     model.eval()

@@ -13,7 +13,7 @@ from dataclasses import asdict, dataclass, field
 
 import torch
 from torch import Tensor, nn
-from tqdm.auto import tqdm
+from tqdm import tqdm
 
 from emgeom.chat import EncodedChat
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import pandas as pd
 import torch
-from tqdm.auto import tqdm
+from tqdm import tqdm
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from emgeom.chat import Message
@@ -76,7 +76,7 @@ def sample_answers(
             top_p=1.0,
             max_new_tokens=cfg.max_new_tokens,
             eos_token_id=stops,
-            pad_token_id=tokenizer.pad_token_id,
+            pad_token_id=stops[0],  # finished rows repeat a stop token (cut below), not padding
         )
         answers = []
         for row in gen[:, batch.shape[1] :].tolist():
