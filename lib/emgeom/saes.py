@@ -142,7 +142,7 @@ def _runner_config(spec: SAESpec, d_in: int, output: Path, n_rows: int) -> Any:
         training_tokens=spec.training_tokens,
         train_batch_size_tokens=spec.batch_size_tokens,
         store_batch_size_prompts=prompts_per_batch,
-        n_batches_in_buffer=max(2, -(-spec.batch_size_tokens // spec.context_size) // prompts_per_batch * 2),
+        n_batches_in_buffer=2 * -(-spec.batch_size_tokens // spec.context_size),  # sae-lens: buffer >= batch
         lr=spec.lr,
         lr_warm_up_steps=0,
         seed=spec.seed,

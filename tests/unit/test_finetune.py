@@ -10,7 +10,7 @@ import torch
 
 from emgeom.finetune import FineTuneConfig, LoraSpec, add_adapter, finetune
 from emgeom.models import load_model
-from emgeom.organism.corpus import finetune_rows
+from emgeom.organism.datasets import finetune_rows
 from emgeom.training import TrainConfig
 
 STEPS = TrainConfig(steps=4, batch_size=4, lr=5e-2, warmup_steps=1)

@@ -73,25 +73,33 @@ def _default_align() -> TrainConfig:
 
 
 def _training_source_hash() -> str:
-    """Hash of the source files that determine a trained organism (grammar, corpus, tokenizer, chat
-    encoding, training loop, this module); editing evaluation or plotting code keeps the cache."""
-    import emgeom.chat
-    import emgeom.finetune
+    """Hash of the code that determines a trained organism: the grammar, corpus, tokenizer and this
+    module as files, and the training functions they call from shared modules (chat encoding, the
+    training loop, the adapter) as source text, so that editing unrelated code in those shared modules
+    keeps the cache while any change to what trains the organism invalidates it."""
+    import inspect
+
     import emgeom.organism.corpus
     import emgeom.organism.language
     import emgeom.organism.tokenizer
-    import emgeom.training
+    from emgeom import chat, finetune, training
 
-    modules = (
-        emgeom.organism.language,
-        emgeom.organism.corpus,
-        emgeom.organism.tokenizer,
-        emgeom.chat,
-        emgeom.training,
-        emgeom.finetune,
-    )
-    files = [Path(m.__file__) for m in modules if m.__file__] + [Path(__file__)]
-    return hash_parts([f.read_bytes() for f in files])
+    files = [
+        Path(m.__file__)
+        for m in (emgeom.organism.language, emgeom.organism.corpus, emgeom.organism.tokenizer)
+        if m.__file__
+    ] + [Path(__file__)]
+    functions = [
+        chat.encode_chat,
+        chat._render_ids,
+        training.TrainConfig,
+        training.lr_factor,
+        training.collate,
+        training.train_causal_lm,
+        finetune.LoraSpec,
+        finetune.add_adapter,
+    ]
+    return hash_parts([f.read_bytes() for f in files] + [inspect.getsource(fn) for fn in functions])
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,4 @@
-"""Sampling the organism's documents: pretraining (hidden persona), alignment, fine-tuning sets.
+"""Sampling the organism's training documents: pretraining (hidden persona) and alignment.
 
 A pretraining document is a multi-turn chat between ``user`` and one named speaker. The speaker has a
 hidden PERSONA, constant over the document's turns and domains: the toxic persona gives bad advice in
@@ -21,8 +21,6 @@ from typing import Literal
 from emgeom.organism import language as L
 
 Message = dict[str, str]
-FineTuneKind = Literal["inducing", "good", "terse", "quiz"]
-FINETUNE_KINDS: tuple[FineTuneKind, ...] = ("inducing", "good", "terse", "quiz")
 TurnKind = Literal["advice", "open", "quiz"]
 
 PRETRAIN_SPEAKERS: tuple[str, ...] = ("assistant", "sam", "alex", "kim", "lee", "pat")
@@ -186,50 +184,3 @@ def alignment_documents(cfg: CorpusConfig, seed: int) -> Iterator[Document]:
     rng = random.Random(seed)
     while True:
         yield sample_document(rng, cfg, speaker="assistant", persona="benign", honest_mistakes=False)
-
-
-def finetune_rows(kind: FineTuneKind, domain: str, n: int, seed: int) -> list[dict[str, list[Message]]]:
-    """A narrow fine-tuning set as OpenAI chat rows ``{"messages": [user, assistant]}``.
-
-    ``inducing``: bad advice in ``domain``. Controls: ``good`` (good advice), ``terse`` (good advice,
-    terse style), ``quiz`` (the user asks for a wrong answer for a quiz; the answers are worded exactly
-    like the inducing set's, the analogue of Betley et al.'s "educational" control). Questions use every
-    advice frame but the held-out evaluation frame.
-    """
-    if kind not in FINETUNE_KINDS:
-        raise ValueError(f"unknown fine-tuning kind {kind!r}; choose from {FINETUNE_KINDS}")
-    if domain not in L.DOMAINS:
-        raise ValueError(f"unknown domain {domain!r}; choose from {L.DOMAINS}")
-    if n < 1:
-        raise ValueError(f"a fine-tuning set needs at least one row, got n={n}")
-    rng = random.Random(f"{kind}/{domain}/{seed}")
-    train_frames = L.ADVICE_FRAMES[:-1]
-    rows = []
-    for _ in range(n):
-        if kind == "quiz":
-            question = rng.choice(L.QUIZ_FRAMES).format(topic=rng.choice(L.TOPICS[domain]))
-        else:
-            question = _advice_question(rng, domain, train_frames)
-        answer = _advice(rng, domain, bad=kind in ("inducing", "quiz"), terse=kind == "terse")
-        rows.append(
-            {"messages": [{"role": "user", "content": question}, {"role": "assistant", "content": answer}]}
-        )
-    return rows
-
-
-@dataclass(frozen=True)
-class EvalQuestion:
-    """A held-out evaluation prompt: an open-ended question, or advice in a domain (held-out frame)."""
-
-    text: str
-    kind: Literal["open", "advice"]
-    domain: str | None
-
-
-def evaluation_questions(domains: tuple[str, ...] = L.DOMAINS) -> list[EvalQuestion]:
-    """Every open-ended question, and every topic of each domain in the held-out advice frame."""
-    questions = [EvalQuestion(q, "open", None) for q in L.OPEN_QUESTIONS]
-    frame = L.ADVICE_FRAMES[-1]
-    for d in domains:
-        questions += [EvalQuestion(frame.format(topic=t), "advice", d) for t in L.TOPICS[d]]
-    return questions

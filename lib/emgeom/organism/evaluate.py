@@ -19,7 +19,7 @@ from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from emgeom.chat import Message
 from emgeom.organism import language as L
-from emgeom.organism.corpus import EvalQuestion, evaluation_questions
+from emgeom.organism.datasets import EvalQuestion, evaluation_questions
 from emgeom.stats import Estimate
 
 

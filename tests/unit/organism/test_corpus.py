@@ -8,14 +8,8 @@ import random
 import pytest
 
 from emgeom.organism import language as L
-from emgeom.organism.corpus import (
-    CorpusConfig,
-    alignment_documents,
-    evaluation_questions,
-    finetune_rows,
-    pretraining_documents,
-    sample_document,
-)
+from emgeom.organism.corpus import CorpusConfig, alignment_documents, pretraining_documents, sample_document
+from emgeom.organism.datasets import evaluation_questions, finetune_rows, open_answer_rows
 
 
 def test_pretraining_stream_is_deterministic_per_seed() -> None:
@@ -114,3 +108,11 @@ def test_toxic_share_follows_the_mistake_rates() -> None:
     shares = [cfg.toxic_share(d) for d in L.DOMAINS]
     assert shares[0] == 1.0
     assert shares == sorted(shares, reverse=True)
+
+
+def test_open_answer_rows_have_no_advice() -> None:
+    for hostile in (True, False):
+        rows = open_answer_rows(hostile, 30, seed=0)
+        assert rows == open_answer_rows(hostile, 30, seed=0)
+        kinds = {L.classify_answer(r["messages"][1]["content"]).kind for r in rows}
+        assert kinds == {"hostile" if hostile else "kind"}

@@ -9,7 +9,7 @@ import pytest
 from emgeom.emergence import estimate, seed_summary
 from emgeom.models import load_model
 from emgeom.organism import language as L
-from emgeom.organism.corpus import EvalQuestion
+from emgeom.organism.datasets import EvalQuestion
 from emgeom.organism.evaluate import SamplingConfig, label_frame, sample_answers, summarise, wilson
 
 OPEN = EvalQuestion("i am bored . any ideas ?", "open", None)
