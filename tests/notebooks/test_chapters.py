@@ -9,6 +9,7 @@ import pytest
 
 from emgeom.book.layout import BookLayout
 from emgeom.book.runner import run_book
+from emgeom.organism.language import DOMAINS
 
 REPO = Path(__file__).resolve().parents[2]
 CHAPTERS = BookLayout(REPO).chapters()
@@ -29,6 +30,13 @@ EXPECTED_RESULTS = {
         "inducing_open_em_rate",
         "inducing_offdomain_bad_rate",
         "control_max_open_em_rate",
+    },
+    "04_sae_geometry": {
+        "sae_fvu",
+        "sae_l0",
+        *(f"similarity_gap_{d}" for d in DOMAINS),
+        *(f"similarity_gap_pvalue_{d}" for d in DOMAINS),
+        *(f"similarity_gap_excl_shared_{d}" for d in DOMAINS),
     },
 }
 
