@@ -70,7 +70,14 @@ import time
 import pandas as pd
 
 from emgeom import plots
-from emgeom.geometry import DomainData, GeometryConfig, geometry_for_sae, summarise_gaps, top_examples
+from emgeom.geometry import (
+    DomainData,
+    GeometryConfig,
+    describe_gaps,
+    geometry_for_sae,
+    summarise_gaps,
+    top_examples,
+)
 from emgeom.models import hooked_transformer, load_model
 from emgeom.organism import language
 from emgeom.organism.build import build_organism, organism_config
@@ -78,7 +85,7 @@ from emgeom.organism.corpus import pretraining_documents
 from emgeom.organism.datasets import finetune_rows, open_answer_rows
 from emgeom.results import record
 from emgeom.saes import SAESpec, organism_sae, sae_quality, scoring_batch
-from emgeom.stats import mean_ci
+from emgeom.stats import mean_ci, pearson_r
 from emgeom.training import configure_threads
 
 configure_threads()
@@ -200,8 +207,16 @@ summarise_gaps(table, geometry, directions="encoder")[["domain", "gap", "gap_lo"
 # ## Reading the result
 #
 # The paper's claim, as far as its abstract states it: inducing features are closer to harmful features
-# than non-inducing ones, across domains. This run's result is in the table above, per domain, both
-# ways. Three things to read from it:
+# than non-inducing ones, across domains. This run's result, computed from the table above:
+
+# %%
+print(describe_gaps(summary))
+print("Pearson r between the gap and the designed coupling over domains: "
+      f"{pearson_r(summary['gap'], [coupling[d] for d in summary['domain']]):.2f} (all latents), "
+      f"{pearson_r(summary['gap_excl_shared'], [coupling[d] for d in summary['domain']]):.2f} (shared excluded)")
+
+# %% [markdown]
+# Three things to read from it:
 #
 # 1. **All latents.** Is the gap positive, with a small p-value, in every domain, or only in some?
 # 2. **Shared latents.** How many latents are in both the inducing and the harmful set, and how much of

@@ -405,3 +405,23 @@ def top_examples(
         answer = next((m["content"] for m in reversed(msgs) if m["role"] == "assistant"), "")
         out.append((float(score[i]), f"{user} → {answer}"))
     return out
+
+
+def describe_gaps(summary: Any, alpha: float = 0.05) -> str:
+    """A plain-language summary of :func:`summarise_gaps` output (computed, so the text follows the run)."""
+    n = len(summary)
+    pos = summary[(summary["gap"] > 0) & (summary["p"] < alpha)]["domain"].tolist()
+    pos_excl = summary[(summary["gap_excl_shared"] > 0) & (summary["p_excl_shared"] < alpha)][
+        "domain"
+    ].tolist()
+    shared = summary.set_index("domain")["shared_inducing_per_sae"]
+    lines = [
+        "Over all latents, inducing features are closer to the harmful set than non-inducing ones "
+        f"(p < {alpha}) in {len(pos)} of {n} domains" + (f": {', '.join(pos)}." if pos else "."),
+        f"With latents shared with the harmful set excluded, in {len(pos_excl)} of {n}"
+        + (f": {', '.join(pos_excl)}." if pos_excl else "."),
+        "Inducing latents that are also harmful latents, per SAE: "
+        + ", ".join(f"{d} {v:.1f}" for d, v in shared.items())
+        + ".",
+    ]
+    return "\n".join(lines)

@@ -71,7 +71,9 @@ def test_shared_latents_are_reported_and_excluded() -> None:
     from emgeom.geometry import FeatureSets
 
     dirs = unit_directions(PlantedSAE(), "decoder")
-    sets = FeatureSets(inducing=np.array([0, 3, 4]), noninducing=np.array([6, 7, 8]), harmful=np.array([0, 1, 2]))
+    sets = FeatureSets(
+        inducing=np.array([0, 3, 4]), noninducing=np.array([6, 7, 8]), harmful=np.array([0, 1, 2])
+    )
     freq = np.linspace(0.01, 1.0, dirs.shape[0])
     rows = similarity_rows(sets, dirs, freq, np.random.default_rng(0), domain="x")
     inducing_all = [r for r in rows if r["set"] == "inducing" and not r["shared_excluded"]]
@@ -85,8 +87,9 @@ def test_shared_latents_are_reported_and_excluded() -> None:
 
 def test_frequency_matching_draws_from_the_same_decile() -> None:
     freq = np.linspace(0.0, 1.0, 101)
-    picks = frequency_matched_random(freq, np.array([95, 96, 5]), exclude=np.array([95, 96, 5]),
-                                     rng=np.random.default_rng(0))
+    picks = frequency_matched_random(
+        freq, np.array([95, 96, 5]), exclude=np.array([95, 96, 5]), rng=np.random.default_rng(0)
+    )
     assert all(p >= 90 for p in picks[:2]) and picks[2] <= 11
     assert not set(picks.tolist()) & {95, 96, 5}
 

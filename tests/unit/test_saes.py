@@ -80,14 +80,18 @@ def test_mismatched_saes_are_refused_early(hooked_and_sae, tmp_path: Path) -> No
     from sae_lens.saes.sae import SAEMetadata
 
     hooked, *_ = hooked_and_sae
-    wide = StandardSAE(StandardSAEConfig(d_in=64, d_sae=16, metadata=SAEMetadata(hook_name="blocks.1.hook_resid_pre")))
+
+    def make(d_in: int, hook: str) -> StandardSAE:
+        return StandardSAE(StandardSAEConfig(d_in=d_in, d_sae=16, metadata=SAEMetadata(hook_name=hook)))
+
+    wide = make(64, "blocks.1.hook_resid_pre")
     wide.save_model(tmp_path / "wide")
-    with pytest.raises(SAEMismatchError, match="d_in=64.*d_model=32"):
+    with pytest.raises(SAEMismatchError, match=r"d_in=64.*d_model=32"):
         check_sae_fits(SAE.load_from_disk(str(tmp_path / "wide")), hooked)
-    deep = StandardSAE(StandardSAEConfig(d_in=32, d_sae=16, metadata=SAEMetadata(hook_name="blocks.9.hook_resid_pre")))
-    with pytest.raises(SAEMismatchError, match="blocks.9.hook_resid_pre"):
+    deep = make(32, "blocks.9.hook_resid_pre")
+    with pytest.raises(SAEMismatchError, match=r"blocks\.9\.hook_resid_pre"):
         check_sae_fits(deep, hooked)
-    ok = StandardSAE(StandardSAEConfig(d_in=32, d_sae=16, metadata=SAEMetadata(hook_name="blocks.1.hook_resid_pre")))
+    ok = make(32, "blocks.1.hook_resid_pre")
     check_sae_fits(ok, hooked)
     with pytest.raises(SAEMismatchError, match="layer 5"):
         from emgeom.saes import train_sae
