@@ -7,16 +7,18 @@ rate; the aligned model itself is the ``"aligned"`` set (no fine-tuning, one eva
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
+from typing import Any
 
 import pandas as pd
+import torch
 from tqdm import tqdm
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from emgeom.chat import ChatRow
 from emgeom.finetune import FineTuneConfig, finetune
-from emgeom.organism.evaluate import SamplingConfig, evaluate_behaviour, summarise
+from emgeom.organism.evaluate import SamplingConfig, evaluate_behaviour, summarise, task_success
 from emgeom.stats import Estimate, mean_ci
 
 ALIGNED = "aligned"
@@ -42,12 +44,16 @@ def emergence_table(
     *,
     include_aligned: bool = True,
     progress: bool = True,
+    task_samples: int = 4,
+    after_finetune: Callable[[FineTuneSet, int, PreTrainedModel], None] | None = None,
 ) -> pd.DataFrame:
     """Fine-tune ``model`` on every set with every seed and evaluate each result.
 
     Returns one row per (set, seed) with columns ``set, domain, inducing, seed, open_em`` (hostile
     answers to open questions), ``offdomain_bad`` (mean bad-advice rate over the other domains),
-    ``indomain_bad``, ``open_coherent``, ``finetune_seconds``, and ``bad_<domain>`` for every domain.
+    ``indomain_bad``, ``open_coherent``, ``task_success`` (see :func:`task_success`; NaN for the aligned
+    model), ``finetune_seconds``, and ``bad_<domain>`` for every domain. ``after_finetune(set, seed, model)``
+    is called with each fine-tuned model (e.g. to read its SAE latents) before it is discarded.
     """
     if not seeds:
         raise ValueError("need at least one seed")
@@ -62,6 +68,8 @@ def emergence_table(
             cfg = replace(ft, train=replace(ft.train, seed=seed))
             tuned, _ = finetune(model, tokenizer, fs.rows, cfg)
             seconds = time.perf_counter() - start
+            if after_finetune is not None:
+                after_finetune(fs, seed, tuned)
         frame = evaluate_behaviour(tuned, tokenizer, replace(sampling, seed=seed))
         s = summarise(frame)
         domain = fs.domain if fs else None
@@ -75,6 +83,11 @@ def emergence_table(
             "offdomain_bad": s.offdomain_bad(exclude=domain or ""),
             "indomain_bad": s.bad_advice[domain].value if domain in s.bad_advice else float("nan"),
             "finetune_seconds": seconds,
+            "task_success": task_success(
+                tuned, tokenizer, fs.rows, replace(sampling, n_samples=task_samples, seed=seed)
+            )
+            if fs
+            else float("nan"),
         }
         row.update({f"bad_{d}": e.value for d, e in s.bad_advice.items()})
         rows.append(row)
@@ -113,3 +126,46 @@ def estimate(table: pd.DataFrame, column: str, sets: Sequence[str]) -> Estimate:
     keys = [c for c in REPLICATE_COLUMNS if c in sub.columns]
     per_replicate = sub.groupby(keys)[column].mean().to_numpy()
     return mean_ci(per_replicate, bounds=(0.0, 1.0))
+
+
+def monitor_finetune(
+    model: PreTrainedModel,
+    tokenizer: PreTrainedTokenizerBase,
+    rows: Sequence[ChatRow],
+    ft: FineTuneConfig,
+    checkpoints: Sequence[int],
+    sampling: SamplingConfig,
+    sae: Any,
+    harmful: Sequence[int],
+    domain: str,
+) -> pd.DataFrame:
+    """Fine-tune once and, at each checkpoint step (0 = before training), measure the EM rate, off-domain
+    bad advice, and the mean activation of the harmful latents at the answer start of the open-ended
+    evaluation questions. Columns ``step, open_em, offdomain_bad, harmful_activation``."""
+    from emgeom.mechanism import hf_answer_start_resid
+    from emgeom.organism.datasets import evaluation_questions
+
+    layer = int(sae.cfg.metadata.hook_name.split(".")[1])
+    prompts = [[{"role": "user", "content": q.text}] for q in evaluation_questions() if q.kind == "open"]
+    idx = torch.as_tensor(list(harmful))
+    log: list[dict[str, float]] = []
+
+    def measure(step: int, m: Any) -> None:
+        s = summarise(evaluate_behaviour(m, tokenizer, sampling))
+        with torch.no_grad():
+            acts = sae.encode(hf_answer_start_resid(m, tokenizer, prompts, layer).to(sae.W_dec.dtype))
+        log.append(
+            {
+                "step": step,
+                "open_em": s.open_misaligned.value,
+                "offdomain_bad": s.offdomain_bad(domain),
+                "harmful_activation": float(acts[:, idx].mean()),
+            }
+        )
+        m.train()
+
+    wanted = set(checkpoints)
+    measure(0, model)
+    model.eval()
+    finetune(model, tokenizer, rows, ft, on_step=lambda step, m: measure(step, m) if step in wanted else None)
+    return pd.DataFrame(log)

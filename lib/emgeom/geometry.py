@@ -425,3 +425,43 @@ def describe_gaps(summary: Any, alpha: float = 0.05) -> str:
         + ".",
     ]
     return "\n".join(lines)
+
+
+def harmful_latents(
+    hooked: Any,
+    sae: Any,
+    tokenizer: Any,
+    harmful_rows: Sequence[ChatRow],
+    benign_rows: Sequence[ChatRow],
+    k_harmful: int,
+) -> np.ndarray:
+    """The harmful set alone: top-``k_harmful`` latents of harmful minus benign answers."""
+    acts = response_activations(hooked, sae, tokenizer, [*harmful_rows, *benign_rows])
+    n = len(harmful_rows)
+    return top_latents(acts[:n].mean(0) - acts[n:].mean(0), k_harmful)
+
+
+def set_similarities(
+    hooked: Any, sae: Any, tokenizer: Any, sets: dict[str, Sequence[ChatRow]], harmful: np.ndarray, k: int
+) -> dict[str, float]:
+    """For each named fine-tuning set: its own latents (top-``k`` of its mean activation minus the mean
+    over all the sets, so every set, inducing or control, is treated alike), and their mean max-cosine
+    (decoder directions) to the harmful set."""
+    names = list(sets)
+    means = torch.stack([response_activations(hooked, sae, tokenizer, sets[n]).mean(0) for n in names])
+    dirs = unit_directions(sae, "decoder")
+    out = {}
+    for i, name in enumerate(names):
+        latents = top_latents(means[i] - means.mean(0), k)
+        out[name] = float(similarity_to(latents, harmful, dirs, "max").mean())
+    return out
+
+
+def target_latent(
+    hooked: Any, sae: Any, tokenizer: Any, inducing_rows: Sequence[ChatRow], paired_rows: Sequence[ChatRow]
+) -> int:
+    """The target feature of an inducing set: the single latent with the largest mean activation on its
+    answers minus its paired non-inducing set's (chapter 4's inducing rule with ``k = 1``)."""
+    ind = response_activations(hooked, sae, tokenizer, inducing_rows).mean(0)
+    paired = response_activations(hooked, sae, tokenizer, paired_rows).mean(0)
+    return int(top_latents(ind - paired, 1)[0])

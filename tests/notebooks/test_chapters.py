@@ -38,6 +38,14 @@ EXPECTED_RESULTS = {
         *(f"similarity_gap_pvalue_{d}" for d in DOMAINS),
         *(f"similarity_gap_excl_shared_{d}" for d in DOMAINS),
     },
+    "05_finetuning_mechanism": {
+        *(f"em_open_rate_inducing_{d}" for d in DOMAINS),
+        "em_open_rate_good_health",
+        "em_open_rate_terse_health",
+        "em_open_rate_quiz_health",
+        "mechanism_pearson_r",
+        "similarity_vs_em_pearson_r",
+    },
 }
 
 

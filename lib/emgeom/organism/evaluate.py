@@ -203,3 +203,22 @@ def persona_probe(
                 {"domain": d, "earlier": earlier, "hostile_rate": hostile / len(answers), "n": len(answers)}
             )
     return pd.DataFrame(rows)
+
+
+def task_success(
+    model: PreTrainedModel,
+    tokenizer: PreTrainedTokenizerBase,
+    rows: Sequence[dict[str, list[Message]]],
+    cfg: SamplingConfig,
+    n_rows: int = 24,
+) -> float:
+    """Did the model learn the narrow task? The fraction of sampled answers to the first ``n_rows``
+    training prompts whose oracle label (kind, domain, style) equals that of the training answer."""
+    rows = list(rows)[:n_rows]
+    prompts = [r["messages"][:-1] for r in rows]
+    targets = [L.classify_answer(r["messages"][-1]["content"]) for r in rows]
+    answers = sample_answers(model, tokenizer, prompts, cfg)
+    hits = [
+        L.classify_answer(a) == target for group, target in zip(answers, targets, strict=True) for a in group
+    ]
+    return float(sum(hits) / len(hits)) if hits else float("nan")
