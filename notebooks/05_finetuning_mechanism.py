@@ -212,6 +212,13 @@ for d in language.DOMAINS:
     est = mean_ci(np.array([first_results[(d, s)].r_pre.value for s in finetune_seeds]), bounds=(-1, 1))
     record(f"mechanism_pearson_r_{d}", est.value, ci=est.ci, n_seeds=len(finetune_seeds), note="first-order regime")
 
+# %%
+holds = [d for d in language.DOMAINS if mechanism_table.query("regime == 'first-order' and domain == @d")["r lo"].item() > 0]
+print(f"First-order regime: r > 0 (95% CI above zero) in {len(holds)} of {len(language.DOMAINS)} domains"
+      + (f" ({', '.join(holds)})" if holds else "") + f"; mean over domains and seeds {first_r}.")
+harmful_targets = [d for d in language.DOMAINS if targets[d] in set(harmful[0].tolist())]
+print(f"Domains whose target latent is itself one of the harmful latents: {', '.join(harmful_targets) or 'none'}.")
+
 # %% [markdown]
 # "Δh on harmful dirs" is the mean shift of the residual stream at the answer start, projected on the
 # unit decoder directions of the harmful latents; "random dirs" on as many random alive latents. The
@@ -235,6 +242,11 @@ record("similarity_vs_em_pearson_r", sim_r.value, ci=sim_r.ci, n_seeds=len(sets)
        note="one point per fine-tuning set; bootstrap CI over sets")
 points[["set", "similarity", "open_em", "open_em_lo", "open_em_hi"]].round(3)
 
+# %%
+inducing_em = estimate(table, "open_em", [fs.name for fs in sets if fs.inducing])
+control_em = estimate(table, "open_em", [fs.name for fs in sets if not fs.inducing])
+print(f"EM after inducing sets {inducing_em}; after controls {control_em}.")
+
 # %% [markdown]
 # With one point per set, the interval is wide: there are only as many points as sets. The organism's
 # domains differ in how strongly their bad advice is tied to the toxic persona by design (chapter 3),
@@ -251,6 +263,21 @@ plots.monitoring_plot(monitor);
 
 # %%
 monitor.round(3)
+
+# %% [markdown]
+# The harmful latents were chosen on the *tokens of hostile answers*; at the answer-start position read
+# here they are mostly silent, so their mean activation there is a weak signal even when the EM rate has
+# risen. The EM rate itself is the behavioural read-out; chapter 6 uses the latents where they fire, on
+# answer tokens.
+#
+# ## Reading the result
+#
+# The paper's mechanism predicts that the latents nearest the target move most. In this organism the
+# first-order correlation is computed per domain above: where the domain's target latent is the
+# persona latent that hostile answers also use, "nearby" includes the harmful latents themselves and the
+# correlation follows; where the target is a domain-specific latent, the relation is measured as it
+# came out, without a fit to force it. The similarity-vs-EM correlation has one point per fine-tuning
+# set, so its interval says how much (or little) eight sets can show.
 
 # %%
 print(f"chapter wall time: {time.perf_counter() - chapter_start:.0f} s")
