@@ -85,8 +85,9 @@ from emgeom.finetune import FineTuneConfig, LoraSpec
 from emgeom.models import load_model
 from emgeom.organism import language
 from emgeom.organism.build import build_organism, organism_config
-from emgeom.organism.corpus import FINETUNE_KINDS, pretraining_documents
-from emgeom.organism.corpus import finetune_rows as make_rows
+from emgeom.organism.corpus import pretraining_documents
+from emgeom.organism.datasets import FINETUNE_KINDS
+from emgeom.organism.datasets import finetune_rows as make_rows
 from emgeom.organism.evaluate import SamplingConfig, persona_probe
 from emgeom.results import record
 from emgeom.training import TrainConfig, configure_threads

@@ -267,8 +267,8 @@ monitor.round(3)
 # %% [markdown]
 # The harmful latents were chosen on the *tokens of hostile answers*; at the answer-start position read
 # here they are mostly silent, so their mean activation there is a weak signal even when the EM rate has
-# risen. The EM rate itself is the behavioural read-out; chapter 6 uses the latents where they fire, on
-# answer tokens.
+# risen. The EM rate itself is the behavioural read-out; scoring samples by the latents where they fire,
+# on answer tokens, is the job of the (planned) filtering chapter.
 #
 # ## Reading the result
 #

@@ -98,16 +98,32 @@ def test_chapters_that_share_a_parameter_name_share_its_default_and_type() -> No
 
     layout = BookLayout.find(Path(__file__).resolve().parent)
     seen: dict[str, tuple[str, object, object]] = {}
-    shared_names = {"organism_seeds", "d_model", "n_layers", "n_heads", "pretrain_steps", "pretrain_batch_size",
-                    "align_steps", "align_rank", "sae_layer", "sae_width", "sae_k", "sae_training_tokens", "sae_seeds",
-                    "k", "k_harmful"}
+    shared_names = {
+        "organism_seeds",
+        "d_model",
+        "n_layers",
+        "n_heads",
+        "pretrain_steps",
+        "pretrain_batch_size",
+        "align_steps",
+        "align_rank",
+        "sae_layer",
+        "sae_width",
+        "sae_k",
+        "sae_training_tokens",
+        "sae_seeds",
+        "k",
+        "k_harmful",
+    }
     for chapter in layout.chapters():
         for spec in read_chapter_parameters(layout.chapter_source(chapter)).values():
             if spec.name not in shared_names:
                 continue
             if spec.name in seen:
                 first, default, kind = seen[spec.name]
-                assert (spec.default, spec.type) == (default, kind), f"{spec.name}: {chapter} differs from {first}"
+                assert (spec.default, spec.type) == (default, kind), (
+                    f"{spec.name}: {chapter} differs from {first}"
+                )
             else:
                 seen[spec.name] = (chapter, spec.default, spec.type)
     assert {"d_model", "sae_width"} <= set(seen)
@@ -121,8 +137,20 @@ def test_every_profile_gives_shared_parameters_one_value() -> None:
     from emgeom.book.profiles import load_profile
 
     layout = BookLayout.find(Path(__file__).resolve().parent)
-    shared_names = {"d_model", "n_layers", "n_heads", "pretrain_steps", "pretrain_batch_size", "align_steps",
-                    "align_rank", "sae_layer", "sae_width", "sae_k", "sae_training_tokens", "k_harmful"}
+    shared_names = {
+        "d_model",
+        "n_layers",
+        "n_heads",
+        "pretrain_steps",
+        "pretrain_batch_size",
+        "align_steps",
+        "align_rank",
+        "sae_layer",
+        "sae_width",
+        "sae_k",
+        "sae_training_tokens",
+        "k_harmful",
+    }
     specs = {c: read_chapter_parameters(layout.chapter_source(c)) for c in layout.chapters()}
     for profile_file in sorted(layout.profiles_dir.glob("*.yaml")):
         profile = load_profile(layout.profiles_dir, profile_file.stem, specs)
@@ -133,4 +161,6 @@ def test_every_profile_gives_shared_parameters_one_value() -> None:
                 if spec.name in shared_names:
                     values.setdefault(spec.name, {})[chapter] = overrides.get(spec.name, spec.default)
         for name, by_chapter in values.items():
-            assert len({repr(v) for v in by_chapter.values()}) == 1, f"{profile_file.stem}: {name} = {by_chapter}"
+            assert len({repr(v) for v in by_chapter.values()}) == 1, (
+                f"{profile_file.stem}: {name} = {by_chapter}"
+            )
