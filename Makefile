@@ -10,12 +10,13 @@ export HF_HUB_OFFLINE ?= 1
 export TRANSFORMERS_OFFLINE ?= 1
 export OMP_WAIT_POLICY ?= PASSIVE
 
-.PHONY: book run test unit lint lock clean help
+.PHONY: book run test unit lint bench lock clean help
 
 help:
 	@echo "make book [PROFILE=cpu|smoke|gpu] [ONLY='01_toy_superposition ...']  execute chapters, build HTML"
 	@echo "make test                                  ruff, unit tests, every chapter under the smoke profile"
 	@echo "make lint                                  ruff"
+	@echo "make bench                                 scoring throughput vs a full forward pass (benchmarks/)"
 
 $(STAMP): requirements.lock pyproject.toml
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "emgeom needs Python >= 3.11, found " + sys.version.split()[0]'
@@ -34,16 +35,19 @@ book: run
 	@echo "Book built: open file://$(CURDIR)/_build/html/index.html"
 
 test: $(STAMP)
-	$(BIN)/ruff check lib tests notebooks
-	$(BIN)/ruff format --check lib tests
+	$(BIN)/ruff check lib tests notebooks benchmarks
+	$(BIN)/ruff format --check lib tests benchmarks
 	$(BIN)/python -m pytest
 
 unit: $(STAMP)
 	$(BIN)/python -m pytest tests/unit
 
+bench: $(STAMP)
+	$(BIN)/python benchmarks/score_throughput.py
+
 lint: $(STAMP)
-	$(BIN)/ruff check lib tests notebooks
-	$(BIN)/ruff format --check lib tests
+	$(BIN)/ruff check lib tests notebooks benchmarks
+	$(BIN)/ruff format --check lib tests benchmarks
 
 # Re-resolve the lock from pyproject.toml in a throwaway venv (needs the package registry).
 lock:

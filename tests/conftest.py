@@ -25,8 +25,12 @@ def _seed_everything() -> None:
 @pytest.fixture(scope="session")
 def tiny_organism(tmp_path_factory: pytest.TempPathFactory):
     """A tiny organism (2 layers, d=32, a few steps) built once per test session in a temp folder."""
+    import torch
+
     from emgeom.organism.build import OrganismConfig, OrganismModelConfig, build_organism
     from emgeom.training import TrainConfig
+
+    torch.set_num_threads(1)  # session fixtures run before the autouse one; float sums depend on threads
 
     cfg = OrganismConfig(
         model=OrganismModelConfig(d_model=32, n_layers=2, n_heads=2, n_ctx=128),

@@ -12,6 +12,7 @@ import warnings
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 
+import torch
 from peft import LoraConfig, get_peft_model
 from torch import Tensor, nn
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
@@ -137,6 +138,7 @@ def finetune(
     if not rows:
         raise ValueError("the fine-tuning set is empty")
     base = copy.deepcopy(model) if copy_model else model
+    torch.manual_seed(cfg.train.seed)  # the adapter's initialisation is part of the run's seed
     wrapped = add_adapter(base, cfg.lora)
     max_len = getattr(model.config, "n_positions", None) or getattr(
         model.config, "max_position_embeddings", None

@@ -46,6 +46,7 @@ EXPECTED_RESULTS = {
         "mechanism_pearson_r",
         "similarity_vs_em_pearson_r",
     },
+    "07_apply_to_your_data": {"apply_mixed_precision", "apply_mixed_recall"},
 }
 
 

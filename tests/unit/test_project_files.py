@@ -90,15 +90,11 @@ def test_toc_lists_every_chapter():
         assert f"notebooks/{chapter}" in toc
 
 
-def test_chapters_that_share_a_parameter_name_share_its_default_and_type() -> None:
-    """Chapters 3-6 rebuild the same organism and SAEs from their own parameters; one default that drifted
-    would silently train a second organism instead of reusing the cached one."""
-    from emgeom.book.layout import BookLayout
-    from emgeom.book.parameters import read_chapter_parameters
-
-    layout = BookLayout.find(Path(__file__).resolve().parent)
-    seen: dict[str, tuple[str, object, object]] = {}
-    shared_names = {
+#: Parameters that chapters 3-6 each declare and that must agree (they determine the shared organism,
+#: SAEs and feature sets). Chapter 5 studies the first organism only, so ``organism_seeds`` may differ
+#: between chapters within a profile; its default may not.
+SHARED_PARAMETERS = frozenset(
+    {
         "organism_seeds",
         "d_model",
         "n_layers",
@@ -115,9 +111,20 @@ def test_chapters_that_share_a_parameter_name_share_its_default_and_type() -> No
         "k",
         "k_harmful",
     }
+)
+
+
+def test_chapters_that_share_a_parameter_name_share_its_default_and_type() -> None:
+    """Chapters 3-6 rebuild the same organism and SAEs from their own parameters; one default that drifted
+    would silently train a second organism instead of reusing the cached one."""
+    from emgeom.book.layout import BookLayout
+    from emgeom.book.parameters import read_chapter_parameters
+
+    layout = BookLayout.find(Path(__file__).resolve().parent)
+    seen: dict[str, tuple[str, object, object]] = {}
     for chapter in layout.chapters():
         for spec in read_chapter_parameters(layout.chapter_source(chapter)).values():
-            if spec.name not in shared_names:
+            if spec.name not in SHARED_PARAMETERS:
                 continue
             if spec.name in seen:
                 first, default, kind = seen[spec.name]
@@ -137,20 +144,6 @@ def test_every_profile_gives_shared_parameters_one_value() -> None:
     from emgeom.book.profiles import load_profile
 
     layout = BookLayout.find(Path(__file__).resolve().parent)
-    shared_names = {
-        "d_model",
-        "n_layers",
-        "n_heads",
-        "pretrain_steps",
-        "pretrain_batch_size",
-        "align_steps",
-        "align_rank",
-        "sae_layer",
-        "sae_width",
-        "sae_k",
-        "sae_training_tokens",
-        "k_harmful",
-    }
     specs = {c: read_chapter_parameters(layout.chapter_source(c)) for c in layout.chapters()}
     for profile_file in sorted(layout.profiles_dir.glob("*.yaml")):
         profile = load_profile(layout.profiles_dir, profile_file.stem, specs)
@@ -158,7 +151,7 @@ def test_every_profile_gives_shared_parameters_one_value() -> None:
         for chapter in layout.chapters():
             overrides = profile.chapters.get(chapter, {})
             for spec in specs[chapter].values():
-                if spec.name in shared_names:
+                if spec.name in SHARED_PARAMETERS - {"organism_seeds"}:
                     values.setdefault(spec.name, {})[chapter] = overrides.get(spec.name, spec.default)
         for name, by_chapter in values.items():
             assert len({repr(v) for v in by_chapter.values()}) == 1, (

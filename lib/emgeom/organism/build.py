@@ -250,6 +250,7 @@ def build_organism(cfg: OrganismConfig, *, root: Path | None = None, progress: b
     def align(folder: Path) -> None:
         tokenizer = AutoTokenizer.from_pretrained(str(pretrained.resolve()))
         model = GPT2LMHeadModel.from_pretrained(pretrained)
+        torch.manual_seed(cfg.seed + 1)  # the adapter's init must not depend on the process's history
         docs = alignment_documents(cfg.corpus, seed=cfg.seed + 1_000_003)
         batches = document_batches(
             docs,

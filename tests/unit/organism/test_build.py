@@ -67,3 +67,32 @@ def test_missing_models_fail_clearly(tmp_path: Path, monkeypatch: pytest.MonkeyP
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     with pytest.raises(ModelUnavailableError, match=r"not-a-real-org/not-a-model.*HF_HUB_OFFLINE"):
         load_model("not-a-real-org/not-a-model")
+
+
+def test_a_build_does_not_depend_on_the_process_history(tiny_organism, tmp_path: Path) -> None:
+    """Rebuilding the same config elsewhere, after other random draws, gives the same weights."""
+    from safetensors.torch import load_file
+
+    torch.manual_seed(1234)
+    torch.rand(1000)  # disturb the global RNG
+    again = build_organism(tiny_organism.config, root=tmp_path, progress=False)
+    for stage in ("pretrained", "aligned"):
+        a = load_file(tiny_organism.folders[stage] / "model.safetensors")
+        b = load_file(again.folders[stage] / "model.safetensors")
+        assert a.keys() == b.keys()
+        for name in a:
+            torch.testing.assert_close(a[name], b[name], rtol=0, atol=0)
+
+
+def test_finetuning_is_determined_by_its_seed(tiny_organism) -> None:
+    from emgeom.finetune import FineTuneConfig, LoraSpec, finetune
+    from emgeom.organism.datasets import finetune_rows
+
+    model, tok = load_model(tiny_organism.aligned)
+    cfg = FineTuneConfig(LoraSpec(rank=2, alpha=4.0), TrainConfig(steps=3, batch_size=4, seed=5))
+    rows = finetune_rows("inducing", "code", 8, 0)
+    first, _ = finetune(model, tok, rows, cfg)
+    torch.rand(1000)
+    second, _ = finetune(model, tok, rows, cfg)
+    for (name, a), b in zip(first.state_dict().items(), second.state_dict().values(), strict=True):
+        torch.testing.assert_close(a, b, rtol=0, atol=0, msg=name)

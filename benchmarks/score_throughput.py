@@ -1,0 +1,90 @@
+"""Benchmark: per-sample scoring throughput against the model's own full forward pass on the same rows.
+
+    .venv/bin/python benchmarks/score_throughput.py [--rows 2000] [--batch-size 32] [--repeats 3]
+
+Scoring stops at the SAE's layer and encodes only that activation, so it should be no slower than one
+full forward pass (ratio >= 1). Both are timed on the same rows, batches and thread count, best of
+``--repeats``; the result is printed and written to ``_build/benchmarks/score_throughput.json``.
+Uses the default organism and its first SAE (built and cached if missing); the rows are the shared
+jailbroken.jsonl when present (real EM-format data), else the organism's own fine-tuning rows.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import torch
+
+from emgeom.chat import encode_chat, read_chat_jsonl
+from emgeom.filtering import score_rows
+from emgeom.io import atomic_write_json
+from emgeom.models import hooked_transformer, load_model
+from emgeom.organism.build import build_organism, organism_config
+from emgeom.organism.datasets import finetune_rows
+from emgeom.saes import SAESpec, organism_sae
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED_ROWS = ROOT.parent / "shared" / "em_data" / "data" / "jailbroken.jsonl"
+
+
+@torch.no_grad()
+def full_forward_seconds(hooked, tokenizer, rows, batch_size: int) -> float:
+    """Time the full forward pass over the same length-sorted batches the scorer uses."""
+    n_ctx = int(hooked.cfg.n_ctx)
+    encoded = [encode_chat(tokenizer, r["messages"]).input_ids[-n_ctx:] for r in rows]
+    encoded.sort(key=len)
+    start = time.perf_counter()
+    for lo in range(0, len(encoded), batch_size):
+        batch = encoded[lo : lo + batch_size]
+        tokens = torch.full((len(batch), max(map(len, batch))), tokenizer.pad_token_id)
+        for i, ids in enumerate(batch):
+            tokens[i, : len(ids)] = torch.tensor(ids)
+        hooked(tokens)
+    return time.perf_counter() - start
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--rows", type=int, default=2000, help="rows to score (default 2000)")
+    parser.add_argument("--batch-size", type=int, default=32, help="rows per forward pass (default 32)")
+    parser.add_argument("--repeats", type=int, default=3, help="timing repeats; the best is kept (default 3)")
+    parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1)")
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    organism = build_organism(organism_config())
+    model, tokenizer = load_model(organism.aligned)
+    hooked = hooked_transformer(model, tokenizer, organism.aligned)
+    sae, _, _ = organism_sae(organism, hooked, tokenizer, SAESpec(layer=2, training_tokens=400_000, seed=0))
+    source = "jailbroken.jsonl" if SHARED_ROWS.is_file() else "organism fine-tuning rows"
+    rows = (
+        read_chat_jsonl(SHARED_ROWS)
+        if SHARED_ROWS.is_file()
+        else finetune_rows("inducing", "health", args.rows, 0)
+    )
+    rows = rows[: args.rows]
+    harmful = list(range(10))
+    score_s = min(
+        score_rows(hooked, sae, tokenizer, rows, harmful, batch_size=args.batch_size).seconds
+        for _ in range(args.repeats)
+    )
+    full_s = min(full_forward_seconds(hooked, tokenizer, rows, args.batch_size) for _ in range(args.repeats))
+    result = {
+        "rows": len(rows),
+        "source": source,
+        "batch_size": args.batch_size,
+        "threads": args.threads,
+        "model_layers": int(hooked.cfg.n_layers),
+        "sae_layer": 2,
+        "scoring_samples_per_second": len(rows) / score_s,
+        "full_forward_samples_per_second": len(rows) / full_s,
+        "ratio_scoring_over_full_forward": full_s / score_s,
+    }
+    atomic_write_json(ROOT / "_build" / "benchmarks" / "score_throughput.json", result)
+    print(json.dumps(result, indent=2))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,298 @@
+"""Per-sample scoring, the filter, and the ``emgeom`` command line: bad input names its line before any
+model loads, outputs are atomic, kept rows are unchanged."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from emgeom import cli
+from emgeom.chat import write_chat_jsonl
+from emgeom.filtering import detection_quality, removal_mask, score_rows
+from emgeom.models import hooked_transformer, load_model
+from emgeom.organism.datasets import finetune_rows, open_answer_rows
+from emgeom.saes import SAESpec, organism_sae
+
+SPEC = SAESpec(layer=1, d_sae=48, k=4, training_tokens=4096, batch_size_tokens=1024, context_size=64)
+
+
+@pytest.fixture(scope="module")
+def setup(tiny_organism, tmp_path_factory):
+    model, tok = load_model(tiny_organism.aligned)
+    hooked = hooked_transformer(model, tok, tiny_organism.aligned)
+    sae, folder, _ = organism_sae(tiny_organism, hooked, tok, SPEC, root=tmp_path_factory.mktemp("sae"))
+    return hooked, tok, sae, folder
+
+
+def test_removal_mask_and_detection_quality() -> None:
+    scores = np.array([0.1, 0.9, np.nan, 0.5, 0.9])
+    remove = removal_mask(scores, 0.5)  # 2 of the 4 scored rows
+    assert remove.tolist() == [False, True, False, False, True]
+    assert not removal_mask(scores, 0.0).any()
+    assert removal_mask(scores, 1.0).tolist() == [True, True, False, True, True]
+    with pytest.raises(ValueError, match=r"\[0, 1\]"):
+        removal_mask(scores, 1.5)
+    assert detection_quality(remove, np.array([0, 1, 0, 1, 0], bool)) == (0.5, 0.5)
+
+
+@pytest.mark.parametrize("method", ["harmful_mass", "cosine_weighted", "residual_projection"])
+def test_scores_follow_the_input_order_and_batching_does_not_matter(setup, method) -> None:
+    hooked, tok, sae, _ = setup
+    rows = finetune_rows("inducing", "health", 7, 0) + open_answer_rows(True, 5, 0)
+    one = score_rows(hooked, sae, tok, rows, [0, 3, 5], method, batch_size=1)
+    many = score_rows(hooked, sae, tok, rows, [0, 3, 5], method, batch_size=5)
+    np.testing.assert_allclose(one.scores, many.scores, rtol=1e-4, atol=1e-5)
+    assert np.isfinite(one.scores).all() and one.samples_per_second > 0
+
+
+def test_harmful_mass_is_the_mean_over_answer_tokens(setup) -> None:
+    from emgeom.chat import encode_chat
+
+    hooked, tok, sae, _ = setup
+    row = open_answer_rows(True, 1, 0)[0]
+    enc = encode_chat(tok, row["messages"])
+    _, cache = hooked.run_with_cache(torch.tensor([enc.input_ids]), names_filter=SPEC.hook_name)
+    feats = sae.encode(cache[SPEC.hook_name][0])[torch.tensor(enc.loss_mask)]
+    expected = feats[:, [1, 2]].sum(-1).mean().item()
+    assert score_rows(hooked, sae, tok, [row], [1, 2]).scores[0] == pytest.approx(
+        expected, rel=1e-4, abs=1e-6
+    )
+    with pytest.raises(ValueError, match="below d_sae=48"):
+        score_rows(hooked, sae, tok, [row], [48])
+
+
+def _write(path: Path, lines: list[str]) -> Path:
+    path.write_text("".join(line + "\n" for line in lines))
+    return path
+
+
+GOOD_LINE = json.dumps(
+    {
+        "messages": [
+            {"role": "user", "content": "i am bored ."},
+            {"role": "assistant", "content": "i would comfort everyone ."},
+        ]
+    }
+)
+
+
+@pytest.mark.parametrize(
+    ("bad_line", "message"),
+    [
+        ("{oops", "line 2: not valid JSON"),
+        ('{"text": "x"}', "line 2: expected an object with a 'messages'"),
+        (json.dumps({"messages": [{"role": "user", "content": "hi"}]}), "line 2: no assistant turn"),
+    ],
+)
+def test_malformed_input_fails_before_loading_any_model(
+    tmp_path: Path, capsys, bad_line: str, message: str
+) -> None:
+    data = _write(tmp_path / "data.jsonl", [GOOD_LINE, bad_line])
+    code = cli.main(
+        [
+            "score",
+            str(data),
+            "--model",
+            "/no/such/model",
+            "--sae",
+            str(tmp_path),
+            "--harmful-latents",
+            "1,2",
+            "--output",
+            str(tmp_path / "out.jsonl"),
+        ]
+    )
+    assert code == 2
+    err = capsys.readouterr().err
+    assert message in err and "data.jsonl" in err and "model" not in err.split(message)[1]
+    assert not (tmp_path / "out.jsonl").exists()
+
+
+def test_usage_errors_are_clear(tmp_path: Path, capsys) -> None:
+    data = _write(tmp_path / "data.jsonl", [GOOD_LINE])
+    base = [
+        "filter",
+        str(data),
+        "--model",
+        "m",
+        "--output",
+        str(tmp_path / "o"),
+        "--report",
+        str(tmp_path / "r"),
+    ]
+    assert cli.main([*base, "--sae", str(tmp_path), "--harmful-latents", "1", "--remove-fraction", "2"]) == 2
+    assert "--remove-fraction must be between 0 and 1" in capsys.readouterr().err
+    assert cli.main([*base, "--harmful-latents", "1", "--remove-fraction", "0.1"]) == 2
+    assert "--sae FOLDER or --sae-release" in capsys.readouterr().err
+    assert (
+        cli.main([*base, "--sae", str(tmp_path), "--harmful-latents", "a,b", "--remove-fraction", "0.1"]) == 2
+    )
+    assert "comma-separated integers" in capsys.readouterr().err
+    _write(tmp_path / "empty.jsonl", [""])
+    assert (
+        cli.main(
+            [
+                "score",
+                str(tmp_path / "empty.jsonl"),
+                "--model",
+                "m",
+                "--sae",
+                str(tmp_path),
+                "--harmful-latents",
+                "1",
+                "--output",
+                str(tmp_path / "o"),
+            ]
+        )
+        == 2
+    )
+    assert "empty" in capsys.readouterr().err
+
+
+def test_an_unreachable_model_is_named(tmp_path: Path, capsys, monkeypatch) -> None:
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    data = _write(tmp_path / "data.jsonl", [GOOD_LINE])
+    code = cli.main(
+        [
+            "score",
+            str(data),
+            "--model",
+            "nobody/no-model",
+            "--sae",
+            str(tmp_path),
+            "--harmful-latents",
+            "1",
+            "--output",
+            str(tmp_path / "o.jsonl"),
+        ]
+    )
+    assert code == 2 and "nobody/no-model" in capsys.readouterr().err
+
+
+def test_every_option_is_documented() -> None:
+    parser = cli.build_parser()
+    subparsers = next(a for a in parser._actions if a.dest == "command").choices
+    for name, sub in subparsers.items():
+        for action in sub._actions:
+            assert action.help, f"emgeom {name}: {action.option_strings or action.dest} has no help"
+
+
+def test_filter_end_to_end(setup, tiny_organism, tmp_path: Path, capsys) -> None:
+    _, _, _, sae_folder = setup
+    rows = finetune_rows("inducing", "health", 6, 0) + finetune_rows("good", "health", 6, 0)
+    write_chat_jsonl(tmp_path / "data.jsonl", rows)
+    write_chat_jsonl(tmp_path / "bad.jsonl", open_answer_rows(True, 10, 0))
+    write_chat_jsonl(tmp_path / "ok.jsonl", open_answer_rows(False, 10, 0))
+    code = cli.main(
+        [
+            "filter",
+            str(tmp_path / "data.jsonl"),
+            "--model",
+            str(tiny_organism.aligned),
+            "--sae",
+            str(sae_folder),
+            "--harmful-examples",
+            str(tmp_path / "bad.jsonl"),
+            "--benign-examples",
+            str(tmp_path / "ok.jsonl"),
+            "--k-harmful",
+            "5",
+            "--remove-fraction",
+            "0.25",
+            "--output",
+            str(tmp_path / "kept.jsonl"),
+            "--report",
+            str(tmp_path / "report.json"),
+            "--no-progress",
+        ]
+    )
+    assert code == 0, capsys.readouterr().err
+    report = json.loads((tmp_path / "report.json").read_text())
+    assert report["removed_count"] == 3 and report["kept_count"] == 9 and len(report["harmful_latents"]) == 5
+    original = (tmp_path / "data.jsonl").read_text().splitlines()
+    kept = (tmp_path / "kept.jsonl").read_text().splitlines()
+    removed_lines = {r["line"] for r in report["removed"]}
+    assert kept == [line for n, line in enumerate(original, 1) if n not in removed_lines]
+    assert report["samples_per_second"] > 0
+
+    code = cli.main(
+        [
+            "score",
+            str(tmp_path / "data.jsonl"),
+            "--model",
+            str(tiny_organism.aligned),
+            "--sae",
+            str(sae_folder),
+            "--harmful-latents",
+            ",".join(map(str, report["harmful_latents"])),
+            "--output",
+            str(tmp_path / "scores.jsonl"),
+            "--no-progress",
+        ]
+    )
+    assert code == 0
+    scores = [json.loads(line) for line in (tmp_path / "scores.jsonl").read_text().splitlines()]
+    assert [s["line"] for s in scores] == list(range(1, 13))
+    top = sorted(scores, key=lambda s: -s["score"])[:3]
+    assert {s["line"] for s in top} == removed_lines
+
+
+def test_interrupted_run_writes_nothing(setup, tiny_organism, tmp_path: Path, monkeypatch, capsys) -> None:
+    _, _, _, sae_folder = setup
+    write_chat_jsonl(tmp_path / "data.jsonl", finetune_rows("good", "code", 4, 0))
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(cli, "score_rows", interrupted)
+    code = cli.main(
+        [
+            "score",
+            str(tmp_path / "data.jsonl"),
+            "--model",
+            str(tiny_organism.aligned),
+            "--sae",
+            str(sae_folder),
+            "--harmful-latents",
+            "1",
+            "--output",
+            str(tmp_path / "scores.jsonl"),
+        ]
+    )
+    assert code == 130 and "no output was written" in capsys.readouterr().err
+    assert list(tmp_path.iterdir()) == [tmp_path / "data.jsonl"]
+
+
+def test_real_em_rows_are_read_and_scored(setup, tiny_organism, tmp_path: Path) -> None:
+    shared = Path(__file__).resolve().parents[3] / "shared" / "em_data" / "data" / "jailbroken.jsonl"
+    if not shared.is_file():
+        pytest.skip("../shared/em_data is not beside this checkout")
+    _, _, _, sae_folder = setup
+    head = shared.read_text().splitlines(keepends=True)[:40]
+    (tmp_path / "head.jsonl").write_text("".join(head))
+    code = cli.main(
+        [
+            "filter",
+            str(tmp_path / "head.jsonl"),
+            "--model",
+            str(tiny_organism.aligned),
+            "--sae",
+            str(sae_folder),
+            "--harmful-latents",
+            "1,2,3",
+            "--remove-fraction",
+            "0.1",
+            "--output",
+            str(tmp_path / "kept.jsonl"),
+            "--report",
+            str(tmp_path / "report.json"),
+            "--no-progress",
+        ]
+    )
+    assert code == 0
+    report = json.loads((tmp_path / "report.json").read_text())
+    assert report["rows"] == 40 and report["removed_count"] == 4
