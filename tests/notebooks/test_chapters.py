@@ -46,6 +46,16 @@ EXPECTED_RESULTS = {
         "mechanism_pearson_r",
         "similarity_vs_em_pearson_r",
     },
+    "06_geometry_filtering": {
+        "filter_chosen_dose",
+        "filter_relative_reduction",
+        "filter_random_relative_reduction",
+        "filter_judge_relative_reduction",
+        "filter_vs_random_difference",
+        "filter_vs_judge_difference",
+        "filter_precision",
+        "filter_recall",
+    },
     "07_apply_to_your_data": {"apply_mixed_precision", "apply_mixed_recall"},
 }
 

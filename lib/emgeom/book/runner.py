@@ -299,7 +299,9 @@ def package_versions() -> dict[str, str]:
 
 
 def write_report(layout: BookLayout, profile: Profile, runs: list[ChapterRun]) -> dict[str, Any]:
-    """Write ``_build/report.json`` and the book's Build status page; returns the report."""
+    """Write ``_build/report.json``, the book's Build status page and the reproduction scorecard;
+    returns the report."""
+    from emgeom.book.scorecard import render_scorecard
     from emgeom.book.status_page import render_build_status
 
     report = {
@@ -313,6 +315,7 @@ def write_report(layout: BookLayout, profile: Profile, runs: list[ChapterRun]) -
         "chapters": [asdict(r) for r in runs],
     }
     atomic_write_json(layout.report_path, report)
-    page = render_build_status(report, results_mod.load_results(layout.results_dir))
-    atomic_write_text(layout.generated_dir / "build_status.md", page)
+    results = results_mod.load_results(layout.results_dir)
+    atomic_write_text(layout.generated_dir / "build_status.md", render_build_status(report, results))
+    atomic_write_text(layout.generated_dir / "scorecard.md", render_scorecard(results, profile.name))
     return report

@@ -1,0 +1,208 @@
+"""The reproduction scorecard: every claim of the paper beside this build's number, CI and a verdict.
+
+Generated from the values the chapters record (``_build/results/*.json``), never typed: a claim whose
+numbers were not recorded in this build says so. The verdict rules are stated on the page.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+PAPER_DOMAINS = ("health", "career", "legal")
+ALL_DOMAINS = ("health", "legal", "finance", "career", "code")
+ALPHA = 0.05
+
+Results = dict[str, dict[str, Any]]  # result name -> {"value", "ci", "n_seeds", "note"}
+
+
+@dataclass(frozen=True)
+class Verdict:
+    measured: str
+    verdict: str  # "reproduced" | "partly" | "not reproduced" | "not run"
+    rule: str
+
+
+def _get(r: Results, name: str) -> dict[str, Any] | None:
+    entry = r.get(name)
+    return entry if entry and entry.get("value") is not None else None
+
+
+def _fmt(entry: dict[str, Any] | None, pct: bool = False) -> str:
+    if entry is None:
+        return "not recorded"
+    scale, unit = (100, "%") if pct else (1, "")
+    text = f"{entry['value'] * scale:.3g}{unit}"
+    if entry.get("ci"):
+        lo, hi = entry["ci"]
+        text += f" [{lo * scale:.3g}, {hi * scale:.3g}]"
+    return text
+
+
+def _lower(entry: dict[str, Any]) -> float:
+    return entry["ci"][0] if entry.get("ci") else float("nan")
+
+
+def _derivation(r: Results) -> Verdict:
+    e = _get(r, "first_order_pearson_r")
+    rule = "Pearson r of measured vs first-order-predicted changes ≥ 0.9 (toy models, reward-like objective)"
+    if e is None:
+        return Verdict("not recorded", "not run", rule)
+    return Verdict(f"r = {_fmt(e)}", "reproduced" if e["value"] >= 0.9 else "not reproduced", rule)
+
+
+def _gap(domains: tuple[str, ...]) -> Callable[[Results], Verdict]:
+    def judge(r: Results) -> Verdict:
+        rule = (
+            f"gap > 0 with one-sided p < {ALPHA} in every domain of {', '.join(domains)} = reproduced; "
+            "in some = partly; shared latents excluded reported beside"
+        )
+        sig, sig_excl, parts, ran = [], [], [], 0
+        for d in domains:
+            gap, p, excl = (
+                _get(r, f"similarity_gap_{d}"),
+                _get(r, f"similarity_gap_pvalue_{d}"),
+                _get(r, f"similarity_gap_excl_shared_{d}"),
+            )
+            if gap is None or p is None:
+                continue
+            ran += 1
+            if gap["value"] > 0 and p["value"] < ALPHA:
+                sig.append(d)
+            if excl is not None and excl["value"] > 0 and (excl.get("ci") or [0])[0] > 0:
+                sig_excl.append(d)
+            parts.append(f"{d} {_fmt(gap)} (p={p['value']:.2g}; without shared latents {_fmt(excl)})")
+        if ran == 0:
+            return Verdict("not recorded", "not run", rule)
+        verdict = "reproduced" if len(sig) == len(domains) else "partly" if sig else "not reproduced"
+        measured = (
+            "; ".join(parts)
+            + f". Significant: {len(sig)}/{len(domains)}; "
+            + f"without shared latents, CI above 0: {len(sig_excl)}/{len(domains)}."
+        )
+        return Verdict(measured, verdict, rule)
+
+    return judge
+
+
+def _mechanism(r: Results) -> Verdict:
+    e = _get(r, "mechanism_pearson_r")
+    rule = (
+        "mean r (Δ latent read-out vs cosine with the target, first-order regime) with CI above 0 "
+        "= reproduced; "
+        "CI above 0 in some domains = partly"
+    )
+    if e is None:
+        return Verdict("not recorded", "not run", rule)
+    per = {d: _get(r, f"mechanism_pearson_r_{d}") for d in ALL_DOMAINS}
+    holds = [d for d, x in per.items() if x is not None and x.get("ci") and x["ci"][0] > 0]
+    verdict = "reproduced" if _lower(e) > 0 else "partly" if holds else "not reproduced"
+    return Verdict(f"r = {_fmt(e)}; CI above 0 in: {', '.join(holds) or 'no domain'}", verdict, rule)
+
+
+def _similarity_em(r: Results) -> Verdict:
+    e = _get(r, "similarity_vs_em_pearson_r")
+    rule = (
+        "r between a set's similarity to harmful features and its EM rate, CI above 0 = reproduced; "
+        "r > 0 = partly"
+    )
+    if e is None:
+        return Verdict("not recorded", "not run", rule)
+    verdict = "reproduced" if _lower(e) > 0 else "partly" if e["value"] > 0 else "not reproduced"
+    return Verdict(f"r = {_fmt(e)} (one point per fine-tuning set)", verdict, rule)
+
+
+def _reduction(r: Results) -> Verdict:
+    e = _get(r, "filter_relative_reduction")
+    rule = (
+        "relative EM reduction of geometry filtering vs unfiltered, CI above 0 = reproduced; "
+        "> 0 = partly (the paper: 34.5%)"
+    )
+    if e is None:
+        return Verdict("not recorded", "not run", rule)
+    verdict = "reproduced" if _lower(e) > 0 else "partly" if e["value"] > 0 else "not reproduced"
+    return Verdict(f"{_fmt(e, pct=True)} (paper: 34.5%)", verdict, rule)
+
+
+def _versus(name: str, other: str) -> Callable[[Results], Verdict]:
+    def judge(r: Results) -> Verdict:
+        e = _get(r, name)
+        rule = f"geometry minus {other} relative reduction, CI above 0 = reproduced; > 0 = partly"
+        if e is None:
+            return Verdict("not recorded", "not run", rule)
+        verdict = "reproduced" if _lower(e) > 0 else "partly" if e["value"] > 0 else "not reproduced"
+        return Verdict(f"{_fmt(e, pct=True)} (difference in relative reduction)", verdict, rule)
+
+    return judge
+
+
+CLAIMS: tuple[tuple[str, str, Callable[[Results], Verdict]], ...] = (
+    (
+        "A fine-tuning step that strengthens a target feature strengthens other features in proportion "
+        "to their similarity (gradient derivation)",
+        "{ref}`ch-gradient-derivation`",
+        _derivation,
+    ),
+    (
+        "Features of EM-inducing data are closer to harmful features than those of non-inducing data, "
+        "in health, career and legal",
+        "{ref}`ch-sae-geometry`",
+        _gap(PAPER_DOMAINS),
+    ),
+    ("The closeness generalises across domains", "{ref}`ch-sae-geometry`", _gap(ALL_DOMAINS)),
+    (
+        "Fine-tuning amplifies the features nearest the target (mechanism, measured in SAE features)",
+        "{ref}`ch-finetuning-mechanism`",
+        _mechanism,
+    ),
+    (
+        "Data whose features are closer to harmful ones cause more misalignment",
+        "{ref}`ch-finetuning-mechanism`",
+        _similarity_em,
+    ),
+    (
+        "Removing the samples closest to harmful features reduces misalignment (by 34.5%)",
+        "filtering chapter",
+        _reduction,
+    ),
+    (
+        "... more than removing random samples",
+        "filtering chapter",
+        _versus("filter_vs_random_difference", "random"),
+    ),
+    (
+        "... more than LLM-as-a-judge filtering",
+        "filtering chapter",
+        _versus("filter_vs_judge_difference", "judge"),
+    ),
+)
+
+
+def render_scorecard(results_by_chapter: dict[str, dict[str, Any]], profile: str) -> str:
+    """MyST markdown for the scorecard page from the chapters' results documents of ``profile``."""
+    merged: Results = {}
+    for doc in results_by_chapter.values():
+        if doc.get("profile") == profile:  # a chapter last run under another profile does not count
+            merged.update(doc.get("results", {}))
+    lines = [
+        "(scorecard)=",
+        "# Reproduction scorecard",
+        "",
+        "Each claim of the paper {cite}`minegishi2026emergent` beside what this build measured "
+        f"(profile **{profile}**), "
+        "generated from the values the chapters recorded in this build; nothing here is typed by hand. "
+        "Values are means with 95% intervals over seeds. A verdict applies to this build's setting "
+        "(the model "
+        "organism on the CPU profile), not to the paper's models.",
+        "",
+        "| claim | where | this build | verdict |",
+        "|---|---|---|---|",
+    ]
+    rules = []
+    for claim, where, judge in CLAIMS:
+        v = judge(merged)
+        lines.append(f"| {claim} | {where} | {v.measured} | **{v.verdict}** |")
+        rules.append(f"- *{claim}*: {v.rule}.")
+    lines += ["", "## Verdict rules", "", *rules, ""]
+    return "\n".join(lines)

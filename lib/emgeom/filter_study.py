@@ -1,0 +1,158 @@
+"""The filtering experiment: dose-response of EM, then removing samples by geometry score vs at random
+vs by a judge, fine-tuning on what is kept, and measuring EM (with the same seeds for every method)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import replace
+
+import numpy as np
+import pandas as pd
+from tqdm import tqdm
+from transformers import PreTrainedModel, PreTrainedTokenizerBase
+
+from emgeom.chat import ChatRow
+from emgeom.filtering import detection_quality, removal_mask
+from emgeom.finetune import FineTuneConfig, finetune
+from emgeom.organism.evaluate import SamplingConfig, evaluate_behaviour, summarise
+from emgeom.stats import Estimate, mean_ci
+
+
+def mixed_set(
+    inducing: Sequence[ChatRow], benign: Sequence[ChatRow], n_total: int, fraction: float, seed: int
+) -> tuple[list[ChatRow], np.ndarray]:
+    """``n_total`` rows of which ``round(fraction * n_total)`` are inducing, shuffled; returns the rows and
+    a boolean mask of the inducing ones."""
+    if not 0.0 <= fraction <= 1.0:
+        raise ValueError(f"fraction must be in [0, 1], got {fraction}")
+    n_ind = round(fraction * n_total)
+    if n_ind > len(inducing) or n_total - n_ind > len(benign):
+        raise ValueError(
+            f"need {n_ind} inducing and {n_total - n_ind} benign rows, have {len(inducing)}, {len(benign)}"
+        )
+    rows = [*inducing[:n_ind], *benign[: n_total - n_ind]]
+    truth = np.array([True] * n_ind + [False] * (n_total - n_ind))
+    order = np.random.default_rng(seed).permutation(n_total)
+    return [rows[i] for i in order], truth[order]
+
+
+def _em(
+    model: PreTrainedModel,
+    tokenizer: PreTrainedTokenizerBase,
+    rows: Sequence[ChatRow],
+    ft: FineTuneConfig,
+    seed: int,
+    sampling: SamplingConfig,
+    domain: str,
+) -> dict[str, float]:
+    tuned, _ = finetune(model, tokenizer, rows, replace(ft, train=replace(ft.train, seed=seed)))
+    s = summarise(evaluate_behaviour(tuned, tokenizer, replace(sampling, seed=seed)))
+    return {"open_em": s.open_misaligned.value, "offdomain_bad": s.offdomain_bad(domain)}
+
+
+def dose_response(
+    model: PreTrainedModel,
+    tokenizer: PreTrainedTokenizerBase,
+    inducing: Sequence[ChatRow],
+    benign: Sequence[ChatRow],
+    fractions: Sequence[float],
+    n_total: int,
+    ft: FineTuneConfig,
+    seeds: Sequence[int],
+    sampling: SamplingConfig,
+    domain: str,
+    progress: bool = False,
+) -> pd.DataFrame:
+    """EM after fine-tuning on mixed sets with each inducing fraction: one row per (fraction, seed)."""
+    out = []
+    for fraction, seed in tqdm(
+        [(f, s) for f in fractions for s in seeds], desc="dose-response", disable=not progress
+    ):
+        rows, _ = mixed_set(inducing, benign, n_total, fraction, seed=0)
+        out.append(
+            {"fraction": fraction, "seed": seed, **_em(model, tokenizer, rows, ft, seed, sampling, domain)}
+        )
+    return pd.DataFrame(out)
+
+
+def choose_dose(curve: pd.DataFrame) -> float:
+    """The smallest inducing fraction whose mean EM reaches half-way from the EM at the lowest fraction to
+    the highest mean EM on the curve: the middle of the rising part, where removing inducing samples can
+    change EM. (If EM is already at its maximum at the first non-zero fraction, that fraction.)"""
+    means = curve.groupby("fraction")["open_em"].mean().sort_index()
+    lo, hi = float(means.iloc[0]), float(means.max())
+    target = lo + 0.5 * (hi - lo)
+    above = means[(means.index > means.index[0]) & (means >= target)]
+    return float(above.index[0]) if len(above) else float(means.index[-1])
+
+
+def filter_comparison(
+    model: PreTrainedModel,
+    tokenizer: PreTrainedTokenizerBase,
+    rows: Sequence[ChatRow],
+    truth: np.ndarray,
+    scores: Mapping[str, np.ndarray],
+    removal_fractions: Sequence[float],
+    ft: FineTuneConfig,
+    seeds: Sequence[int],
+    sampling: SamplingConfig,
+    domain: str,
+    progress: bool = False,
+) -> pd.DataFrame:
+    """For each method (``scores[method]``, plus ``"random"``), removal fraction and seed: remove the top
+    rows, fine-tune on the rest, measure EM; the unfiltered run is method ``"none"`` at fraction 0.
+    Columns ``method, fraction, seed, open_em, offdomain_bad, precision, recall, removed, kept_inducing``."""
+    jobs = [("none", 0.0, s) for s in seeds]
+    jobs += [(m, f, s) for m in [*scores, "random"] for f in removal_fractions for s in seeds]
+    out = []
+    for method, fraction, seed in tqdm(jobs, desc="filter + fine-tune", disable=not progress):
+        if method == "none":
+            remove = np.zeros(len(rows), dtype=bool)
+        elif method == "random":
+            remove = removal_mask(
+                np.random.default_rng([seed, round(fraction * 1000)]).random(len(rows)), fraction
+            )
+        else:
+            remove = removal_mask(scores[method], fraction)
+        kept = [r for r, rm in zip(rows, remove, strict=True) if not rm]
+        precision, recall = detection_quality(remove, truth) if remove.any() else (float("nan"), 0.0)
+        out.append(
+            {
+                "method": method,
+                "fraction": fraction,
+                "seed": seed,
+                **_em(model, tokenizer, kept, ft, seed, sampling, domain),
+                "precision": precision,
+                "recall": recall,
+                "removed": int(remove.sum()),
+                "kept_inducing": int((truth & ~remove).sum()),
+            }
+        )
+    return pd.DataFrame(out)
+
+
+def relative_reduction(table: pd.DataFrame, method: str, fraction: float) -> Estimate:
+    """Mean over seeds of ``1 - EM(method, fraction) / EM(unfiltered)``, paired by seed, with a t-interval
+    (seeds whose unfiltered EM is 0 are skipped)."""
+    base = table[table["method"] == "none"].set_index("seed")["open_em"]
+    sub = table[(table["method"] == method) & (np.isclose(table["fraction"], fraction))].set_index("seed")[
+        "open_em"
+    ]
+    values = [1 - sub[s] / base[s] for s in sub.index if s in base.index and base[s] > 0]
+    return mean_ci(np.array(values))
+
+
+def reduction_difference(table: pd.DataFrame, method: str, other: str, fraction: float) -> Estimate:
+    """Mean over seeds of (relative reduction of ``method``) minus (that of ``other``), paired by seed."""
+    base = table[table["method"] == "none"].set_index("seed")["open_em"]
+
+    def em(m: str) -> pd.Series:
+        return table[(table["method"] == m) & (np.isclose(table["fraction"], fraction))].set_index("seed")[
+            "open_em"
+        ]
+
+    a, b = em(method), em(other)
+    values = [
+        (1 - a[s] / base[s]) - (1 - b[s] / base[s]) for s in a.index if s in b.index and base.get(s, 0) > 0
+    ]
+    return mean_ci(np.array(values))
