@@ -13,13 +13,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import time
 from pathlib import Path
 
 import torch
 
-from emgeom.chat import encode_chat, read_chat_jsonl
-from emgeom.filtering import score_rows
+from emgeom.chat import read_chat_jsonl
+from emgeom.filtering import scoring_vs_forward
 from emgeom.io import atomic_write_json
 from emgeom.models import hooked_transformer, load_model
 from emgeom.organism.build import build_organism, organism_config
@@ -28,22 +27,6 @@ from emgeom.saes import SAESpec, organism_sae
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED_ROWS = ROOT.parent / "shared" / "em_data" / "data" / "jailbroken.jsonl"
-
-
-@torch.no_grad()
-def full_forward_seconds(hooked, tokenizer, rows, batch_size: int) -> float:
-    """Time the full forward pass over the same length-sorted batches the scorer uses."""
-    n_ctx = int(hooked.cfg.n_ctx)
-    encoded = [encode_chat(tokenizer, r["messages"]).input_ids[-n_ctx:] for r in rows]
-    encoded.sort(key=len)
-    start = time.perf_counter()
-    for lo in range(0, len(encoded), batch_size):
-        batch = encoded[lo : lo + batch_size]
-        tokens = torch.full((len(batch), max(map(len, batch))), tokenizer.pad_token_id)
-        for i, ids in enumerate(batch):
-            tokens[i, : len(ids)] = torch.tensor(ids)
-        hooked(tokens)
-    return time.perf_counter() - start
 
 
 def main() -> None:
@@ -65,22 +48,17 @@ def main() -> None:
         else finetune_rows("inducing", "health", args.rows, 0)
     )
     rows = rows[: args.rows]
-    harmful = list(range(10))
-    score_s = min(
-        score_rows(hooked, sae, tokenizer, rows, harmful, batch_size=args.batch_size).seconds
-        for _ in range(args.repeats)
-    )
-    full_s = min(full_forward_seconds(hooked, tokenizer, rows, args.batch_size) for _ in range(args.repeats))
+    timing = scoring_vs_forward(hooked, sae, tokenizer, rows, list(range(10)), args.batch_size, args.repeats)
     result = {
-        "rows": len(rows),
+        "rows": timing.rows,
         "source": source,
         "batch_size": args.batch_size,
         "threads": args.threads,
         "model_layers": int(hooked.cfg.n_layers),
         "sae_layer": 2,
-        "scoring_samples_per_second": len(rows) / score_s,
-        "full_forward_samples_per_second": len(rows) / full_s,
-        "ratio_scoring_over_full_forward": full_s / score_s,
+        "scoring_samples_per_second": timing.scoring_samples_per_second,
+        "full_forward_samples_per_second": timing.forward_samples_per_second,
+        "ratio_scoring_over_full_forward": timing.ratio,
     }
     atomic_write_json(ROOT / "_build" / "benchmarks" / "score_throughput.json", result)
     print(json.dumps(result, indent=2))

@@ -76,6 +76,7 @@ from emgeom.filter_study import (
     mixed_set,
     reduction_difference,
     relative_reduction,
+    saturation_fraction,
 )
 from emgeom.filtering import SCORE_METHODS, score_rows
 from emgeom.finetune import FineTuneConfig, LoraSpec
@@ -129,7 +130,10 @@ plots.dose_response_plot(curve, dose);
 
 # %%
 dose_table = curve.groupby("fraction")[["open_em", "offdomain_bad"]].agg(["mean", "std"]).round(3)
+saturation = saturation_fraction(curve)
 record("filter_chosen_dose", dose, note="inducing fraction of the mixed set, chosen by the half-way rule")
+record("dose_saturation_fraction", saturation, note="smallest inducing fraction reaching 90% of the maximum EM")
+print(f"EM reaches 90% of its maximum at an inducing fraction of {saturation:.2f}; the comparison runs at {dose:.2f}")
 dose_table
 
 # %% [markdown]
@@ -180,14 +184,14 @@ jud = relative_reduction(table, "judge", main_removal)
 vs_random = reduction_difference(table, "geometry", "random", main_removal)
 vs_judge = reduction_difference(table, "geometry", "judge", main_removal)
 main = table[(table["method"] == "geometry") & np.isclose(table["fraction"], main_removal)]
-record("filter_relative_reduction", geo.value, ci=geo.ci, n_seeds=n,
+record("geometry_filter_relative_reduction", geo.value, ci=geo.ci, n_seeds=n,
        note=f"geometry filter removing {main_removal:.0%} at dose {dose:.2f}; the paper reports 34.5%")
-record("filter_random_relative_reduction", rand.value, ci=rand.ci, n_seeds=n, note="random removal, same size")
-record("filter_judge_relative_reduction", jud.value, ci=jud.ci, n_seeds=n, note="judge removal, same size")
+record("random_filter_relative_reduction", rand.value, ci=rand.ci, n_seeds=n, note="random removal, same size")
+record("judge_filter_relative_reduction", jud.value, ci=jud.ci, n_seeds=n, note="judge removal, same size")
 record("filter_vs_random_difference", vs_random.value, ci=vs_random.ci, n_seeds=n, note="paired by seed")
 record("filter_vs_judge_difference", vs_judge.value, ci=vs_judge.ci, n_seeds=n, note="paired by seed")
-record("filter_precision", float(main["precision"].mean()), n_seeds=n, note="removed samples that were inducing")
-record("filter_recall", float(main["recall"].mean()), n_seeds=n, note="inducing samples that were removed")
+record("geometry_filter_precision", float(main["precision"].mean()), n_seeds=n, note="removed samples that were inducing")
+record("geometry_filter_recall", float(main["recall"].mean()), n_seeds=n, note="inducing samples that were removed")
 print(f"removing {main_removal:.0%}: geometry {geo}, random {rand}, judge {jud} (relative EM reduction);\n"
       f"geometry minus random {vs_random}; geometry minus judge {vs_judge}. The paper: 34.5%.")
 

@@ -68,7 +68,7 @@ import pandas as pd
 from emgeom.artifacts import artifact_root
 from emgeom.chat import write_chat_jsonl
 from emgeom.cli import run_subprocess
-from emgeom.filtering import detection_quality
+from emgeom.filtering import detection_quality, scoring_vs_forward
 from emgeom.models import hooked_transformer, load_model
 from emgeom.organism.build import build_organism, organism_config
 from emgeom.organism.datasets import finetune_rows, open_answer_rows
@@ -81,8 +81,9 @@ organism = build_organism(organism_config(seed=organism_seeds[0], d_model=d_mode
                                           pretrain_steps=pretrain_steps, pretrain_batch_size=pretrain_batch_size,
                                           align_steps=align_steps, align_rank=align_rank), progress=progress)
 model, tokenizer = load_model(organism.aligned)
-_, sae_folder, _ = organism_sae(organism, hooked_transformer(model, tokenizer, organism.aligned), tokenizer,
-                                SAESpec(layer=sae_layer, d_sae=sae_width, k=sae_k, training_tokens=sae_training_tokens))
+hooked = hooked_transformer(model, tokenizer, organism.aligned)
+sae, sae_folder, _ = organism_sae(organism, hooked, tokenizer,
+                                  SAESpec(layer=sae_layer, d_sae=sae_width, k=sae_k, training_tokens=sae_training_tokens))
 work = artifact_root() / "apply"
 work.mkdir(parents=True, exist_ok=True)
 
@@ -152,3 +153,17 @@ if real.is_file():
     print(f"kept rows are byte-identical to their input lines; {len(kept_lines)} kept, {len(removed_lines)} removed")
 else:
     print(f"{real} is not present; skipped (it is read from ../shared/ beside the checkout)")
+
+# %% [markdown]
+# ## Speed
+#
+# Scoring runs the model only up to the SAE's layer. Against the model's own full forward pass on the
+# same rows and batches (best of three, one CPU thread; `make bench` runs the same measurement alone):
+
+# %%
+bench_rows = [json.loads(line) for line in (work / "mixed.jsonl").read_text().splitlines()]
+timing = scoring_vs_forward(hooked, sae, tokenizer, bench_rows, report["harmful_latents"])
+record("scoring_vs_forward_ratio", timing.ratio,
+       note=f"scoring vs full forward samples/s on {timing.rows} organism rows (>= 1: scoring no slower)")
+print(f"scoring {timing.scoring_samples_per_second:.0f} samples/s, full forward "
+      f"{timing.forward_samples_per_second:.0f} samples/s: ratio {timing.ratio:.2f}")

@@ -86,6 +86,13 @@ def choose_dose(curve: pd.DataFrame) -> float:
     return float(above.index[0]) if len(above) else float(means.index[-1])
 
 
+def saturation_fraction(curve: pd.DataFrame, level: float = 0.9) -> float:
+    """The smallest inducing fraction whose mean EM reaches ``level`` times the curve's maximum mean EM."""
+    means = curve.groupby("fraction")["open_em"].mean().sort_index()
+    reached = means[means >= level * float(means.max())]
+    return float(reached.index[0])
+
+
 def filter_comparison(
     model: PreTrainedModel,
     tokenizer: PreTrainedTokenizerBase,

@@ -138,3 +138,51 @@ def detection_quality(removed: np.ndarray, truly_inducing: np.ndarray) -> tuple[
     precision = hits / removed.sum() if removed.sum() else float("nan")
     recall = hits / truth.sum() if truth.sum() else float("nan")
     return float(precision), float(recall)
+
+
+@torch.no_grad()
+def full_forward_seconds(hooked: Any, tokenizer: Any, rows: Sequence[ChatRow], batch_size: int = 32) -> float:
+    """Wall time of the model's full forward pass over the same length-sorted batches the scorer uses."""
+    n_ctx = int(hooked.cfg.n_ctx)
+    encoded = sorted((ids for ids, _ in _encoded_windows(tokenizer, rows, n_ctx)), key=len)
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+    start = time.perf_counter()
+    for lo in range(0, len(encoded), batch_size):
+        batch = encoded[lo : lo + batch_size]
+        tokens = torch.full((len(batch), max(map(len, batch))), pad)
+        for i, ids in enumerate(batch):
+            tokens[i, : len(ids)] = torch.tensor(ids)
+        hooked(tokens.to(hooked.cfg.device))
+    return time.perf_counter() - start
+
+
+@dataclass(frozen=True)
+class ThroughputComparison:
+    """Samples per second of :func:`score_rows` and of a full forward pass on the same rows and batches
+    (best of the repeats); ``ratio`` = scoring / full forward (>= 1: scoring is no slower)."""
+
+    rows: int
+    scoring_samples_per_second: float
+    forward_samples_per_second: float
+
+    @property
+    def ratio(self) -> float:
+        return self.scoring_samples_per_second / self.forward_samples_per_second
+
+
+def scoring_vs_forward(
+    hooked: Any,
+    sae: Any,
+    tokenizer: Any,
+    rows: Sequence[ChatRow],
+    harmful: Sequence[int],
+    batch_size: int = 32,
+    repeats: int = 3,
+) -> ThroughputComparison:
+    """Time scoring against the full forward pass (a benchmark, for reports, never for tests)."""
+    score_s = min(
+        score_rows(hooked, sae, tokenizer, rows, harmful, batch_size=batch_size).seconds
+        for _ in range(repeats)
+    )
+    forward_s = min(full_forward_seconds(hooked, tokenizer, rows, batch_size) for _ in range(repeats))
+    return ThroughputComparison(len(rows), len(rows) / score_s, len(rows) / forward_s)

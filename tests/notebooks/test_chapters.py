@@ -48,15 +48,16 @@ EXPECTED_RESULTS = {
     },
     "06_geometry_filtering": {
         "filter_chosen_dose",
-        "filter_relative_reduction",
-        "filter_random_relative_reduction",
-        "filter_judge_relative_reduction",
+        "dose_saturation_fraction",
+        "geometry_filter_relative_reduction",
+        "random_filter_relative_reduction",
+        "judge_filter_relative_reduction",
         "filter_vs_random_difference",
         "filter_vs_judge_difference",
-        "filter_precision",
-        "filter_recall",
+        "geometry_filter_precision",
+        "geometry_filter_recall",
     },
-    "07_apply_to_your_data": {"apply_mixed_precision", "apply_mixed_recall"},
+    "07_apply_to_your_data": {"apply_mixed_precision", "apply_mixed_recall", "scoring_vs_forward_ratio"},
 }
 
 

@@ -36,7 +36,7 @@ def _fmt(entry: dict[str, Any] | None, pct: bool = False) -> str:
     text = f"{entry['value'] * scale:.3g}{unit}"
     if entry.get("ci"):
         lo, hi = entry["ci"]
-        text += f" [{lo * scale:.3g}, {hi * scale:.3g}]"
+        text += f" [{lo * scale:.3g}{unit}, {hi * scale:.3g}{unit}]"
     return text
 
 
@@ -114,7 +114,7 @@ def _similarity_em(r: Results) -> Verdict:
 
 
 def _reduction(r: Results) -> Verdict:
-    e = _get(r, "filter_relative_reduction")
+    e = _get(r, "geometry_filter_relative_reduction")
     rule = (
         "relative EM reduction of geometry filtering vs unfiltered, CI above 0 = reproduced; "
         "> 0 = partly (the paper: 34.5%)"
