@@ -87,4 +87,4 @@ def test_scorecard_verdicts_follow_the_recorded_numbers() -> None:
     assert "**partly**" in next(v for k, v in rows.items() if "health, career and legal" in k)
     assert "**not run**" in next(v for k, v in rows.items() if k.startswith("Fine-tuning amplifies"))
     assert "**partly**" in next(v for k, v in rows.items() if k.startswith("Removing the samples"))
-    assert "20% [-10%, 50%] (paper: 34.5%)" in page
+    assert "20.0% [-10.0%, 50.0%] (CI includes 0) (paper: 34.5%)" in page

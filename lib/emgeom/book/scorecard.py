@@ -30,13 +30,17 @@ def _get(r: Results, name: str) -> dict[str, Any] | None:
 
 
 def _fmt(entry: dict[str, Any] | None, pct: bool = False) -> str:
+    """``0.512 [0.261, 0.758]``, or in percent (``51.2% [26.1%, 75.8%]``); a CI that includes 0 says so."""
     if entry is None:
         return "not recorded"
-    scale, unit = (100, "%") if pct else (1, "")
-    text = f"{entry['value'] * scale:.3g}{unit}"
+
+    def one(x: float) -> str:
+        return f"{x * 100:.1f}%" if pct else f"{x:.3f}"
+
+    text = one(entry["value"])
     if entry.get("ci"):
         lo, hi = entry["ci"]
-        text += f" [{lo * scale:.3g}{unit}, {hi * scale:.3g}{unit}]"
+        text += f" [{one(lo)}, {one(hi)}]" + (" (CI includes 0)" if lo <= 0 <= hi else "")
     return text
 
 
@@ -90,15 +94,25 @@ def _mechanism(r: Results) -> Verdict:
     e = _get(r, "mechanism_pearson_r")
     rule = (
         "mean r (Δ latent read-out vs cosine with the target, first-order regime) with CI above 0 "
-        "= reproduced; "
-        "CI above 0 in some domains = partly"
+        "= reproduced; CI above 0 in at least half the domains = partly"
     )
     if e is None:
         return Verdict("not recorded", "not run", rule)
     per = {d: _get(r, f"mechanism_pearson_r_{d}") for d in ALL_DOMAINS}
     holds = [d for d, x in per.items() if x is not None and x.get("ci") and x["ci"][0] > 0]
-    verdict = "reproduced" if _lower(e) > 0 else "partly" if holds else "not reproduced"
-    return Verdict(f"r = {_fmt(e)}; CI above 0 in: {', '.join(holds) or 'no domain'}", verdict, rule)
+    ran = [d for d, x in per.items() if x is not None]
+    verdict = (
+        "reproduced"
+        if _lower(e) > 0
+        else "partly"
+        if ran and 2 * len(holds) >= len(ran)
+        else "not reproduced"
+    )
+    return Verdict(
+        f"r = {_fmt(e)}; CI above 0 in {len(holds)}/{len(ran)} domains ({', '.join(holds) or 'none'})",
+        verdict,
+        rule,
+    )
 
 
 def _similarity_em(r: Results) -> Verdict:
@@ -132,7 +146,9 @@ def _versus(name: str, other: str) -> Callable[[Results], Verdict]:
         if e is None:
             return Verdict("not recorded", "not run", rule)
         verdict = "reproduced" if _lower(e) > 0 else "partly" if e["value"] > 0 else "not reproduced"
-        return Verdict(f"{_fmt(e, pct=True)} (difference in relative reduction)", verdict, rule)
+        return Verdict(
+            f"{_fmt(e, pct=True)} (difference in relative reduction, percentage points)", verdict, rule
+        )
 
     return judge
 
@@ -163,17 +179,17 @@ CLAIMS: tuple[tuple[str, str, Callable[[Results], Verdict]], ...] = (
     ),
     (
         "Removing the samples closest to harmful features reduces misalignment (by 34.5%)",
-        "filtering chapter",
+        "{ref}`ch-geometry-filtering`",
         _reduction,
     ),
     (
         "... more than removing random samples",
-        "filtering chapter",
+        "{ref}`ch-geometry-filtering`",
         _versus("filter_vs_random_difference", "random"),
     ),
     (
         "... more than LLM-as-a-judge filtering",
-        "filtering chapter",
+        "{ref}`ch-geometry-filtering`",
         _versus("filter_vs_judge_difference", "judge"),
     ),
 )
