@@ -272,12 +272,15 @@ monitor.round(3)
 #
 # ## Reading the result
 #
-# The paper's mechanism predicts that the latents nearest the target move most. In this organism the
-# first-order correlation is computed per domain above: where the domain's target latent is the
-# persona latent that hostile answers also use, "nearby" includes the harmful latents themselves and the
-# correlation follows; where the target is a domain-specific latent, the relation is measured as it
-# came out, without a fit to force it. The similarity-vs-EM correlation has one point per fine-tuning
-# set, so its interval says how much (or little) eight sets can show.
+# The paper's mechanism predicts that the latents nearest the target move most. The per-domain table
+# above says where this run finds that relation (a correlation with its interval above zero) and where
+# it does not; no fit is forced on the domains where it fails. Two cautions. First, the target is one
+# latent chosen by a contrast, and whether it is itself one of the harmful latents changes what
+# "nearby" means; the table says which. Second, this is one organism: while building the book, two
+# organisms that differed only in the random initialisation of the alignment adapter gave different
+# per-domain patterns, so per-domain results here are fragile, and the `gpu` profile (more organisms,
+# SAEs and seeds) is the place to settle them. The similarity-vs-EM correlation has one point per
+# fine-tuning set, so its interval says how much (or little) eight sets can show.
 
 # %%
 print(f"chapter wall time: {time.perf_counter() - chapter_start:.0f} s")

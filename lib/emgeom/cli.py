@@ -51,6 +51,12 @@ def _add_common(p: argparse.ArgumentParser) -> None:
         "--k-harmful", type=int, default=10, help="harmful latents to select from examples (default 10)"
     )
     p.add_argument(
+        "--layer",
+        type=int,
+        help="the residual-stream layer the SAE must read (blocks.<layer>.hook_resid_pre); checked "
+        "against the SAE's own hook point before scoring (default: the SAE's)",
+    )
+    p.add_argument(
         "--method",
         choices=SCORE_METHODS,
         default="harmful_mass",
@@ -178,6 +184,11 @@ def _load(args: argparse.Namespace) -> tuple[Any, Any, Any, str]:
                 f"{args.sae_release}/{args.sae_id}",
             )
         check_sae_fits(sae, hooked)
+        if args.layer is not None and sae.cfg.metadata.hook_name != f"blocks.{args.layer}.hook_resid_pre":
+            raise SAEMismatchError(
+                f"--layer {args.layer} asks for blocks.{args.layer}.hook_resid_pre, "
+                f"but the SAE reads {sae.cfg.metadata.hook_name}"
+            )
     except (ModelUnavailableError, SAEUnavailableError, SAEMismatchError) as err:
         raise CLIError(str(err)) from None
     return hooked, tokenizer, sae, sae_name

@@ -296,3 +296,24 @@ def test_real_em_rows_are_read_and_scored(setup, tiny_organism, tmp_path: Path) 
     assert code == 0
     report = json.loads((tmp_path / "report.json").read_text())
     assert report["rows"] == 40 and report["removed_count"] == 4
+
+
+def test_a_layer_that_is_not_the_saes_is_refused(setup, tiny_organism, tmp_path: Path, capsys) -> None:
+    _, _, _, sae_folder = setup
+    write_chat_jsonl(tmp_path / "data.jsonl", finetune_rows("good", "code", 4, 0))
+    args = [
+        "score",
+        str(tmp_path / "data.jsonl"),
+        "--model",
+        str(tiny_organism.aligned),
+        "--sae",
+        str(sae_folder),
+        "--harmful-latents",
+        "1",
+        "--output",
+        str(tmp_path / "scores.jsonl"),
+        "--no-progress",
+    ]
+    assert cli.main([*args, "--layer", "0"]) == 2
+    assert "--layer 0" in capsys.readouterr().err and not (tmp_path / "scores.jsonl").exists()
+    assert cli.main([*args, "--layer", str(SPEC.layer)]) == 0
