@@ -28,9 +28,10 @@
 #    latents (chapter 4's measure) against its EM rate.
 # 4. **Monitoring**: EM and harmful-latent activation at checkpoints of one fine-tuning run.
 #
-# The adapter is LoRA on every linear layer of every block by default; `lora_rank: 1` with
-# `lora_layers: [k]` is the rank-1, one-layer setting of {cite:t}`turner2025model`, and `lora_rank: 0` is
-# full fine-tuning.
+# The adapter is LoRA on every linear layer of every block by default (`lora_target_modules` and
+# `lora_layers` narrow it); `lora_rank: 1` with `lora_layers: [k]` is the rank-1, one-layer setting of
+# {cite:t}`turner2025model`, and `lora_rank: 0` is full fine-tuning. Training length is given in
+# optimiser steps (`finetune_steps` of 16 rows; the epochs it amounts to are printed).
 
 # %% tags=["parameters"]
 organism_seeds: list[int] = [0]
@@ -53,6 +54,8 @@ finetune_rows: int = 300
 finetune_steps: int = 150
 finetune_lr: float = 0.002
 lora_rank: int = 4
+lora_alpha: float = 8.0
+lora_target_modules: list[str] = []
 lora_layers: list[int] = []
 finetune_seeds: list[int] = [0, 1, 2]
 first_order_steps: int = 10
@@ -90,13 +93,15 @@ if control_domain not in language.DOMAINS:
     raise ValueError(f"control_domain must be one of {language.DOMAINS}, got {control_domain!r}")
 if not finetune_seeds or not sae_seeds or sae_layer >= n_layers:
     raise ValueError("need fine-tuning seeds, SAE seeds, and sae_layer < n_layers")
-lora = LoraSpec(rank=lora_rank, alpha=2.0 * max(lora_rank, 1), layers=tuple(lora_layers))
+lora = LoraSpec(rank=lora_rank, alpha=lora_alpha, target_modules=tuple(lora_target_modules), layers=tuple(lora_layers))
 if any(not 0 <= layer < n_layers for layer in lora_layers):
     raise ValueError(f"lora_layers {lora_layers} must be block indices below n_layers={n_layers}")
 full_ft = FineTuneConfig(lora, TrainConfig(steps=finetune_steps, batch_size=16, lr=finetune_lr, warmup_steps=10))
 first_order_ft = FineTuneConfig(lora, TrainConfig(steps=first_order_steps, batch_size=16, lr=first_order_lr,
                                                   warmup_steps=1))
 sampling = SamplingConfig(n_samples=n_samples)
+print(f"LoRA rank {lora_rank} (0 = full fine-tuning), alpha {lora_alpha}, modules {lora_target_modules or 'all linear'}, "
+      f"blocks {lora_layers or 'all'}; {finetune_steps} steps of 16 rows = {finetune_steps * 16 / finetune_rows:.1f} epochs")
 sae_specs = [SAESpec(layer=sae_layer, d_sae=sae_width, k=sae_k, training_tokens=sae_training_tokens, seed=s)
              for s in sae_seeds]
 
