@@ -16,7 +16,8 @@ Modules are named for the idea they hold:
 - :mod:`emgeom.filtering`: per-sample scores (stop-at-layer fast path) and the filter; :mod:`emgeom.cli`
   the ``emgeom score``/``filter`` command; :mod:`emgeom.judges` the text-classifier judge baseline;
   :mod:`emgeom.filter_study` the dose-response and filter-comparison experiment.
-- :mod:`emgeom.betley`: Betley et al.'s evaluation files and the 0-100 LLM judge client (real models).
+- :mod:`emgeom.betley`: Betley et al.'s evaluation files and the 0-100 LLM judge client (real models);
+  :mod:`emgeom.em_datasets` their datasets by URL into a checksum-verified cache.
 - :mod:`emgeom.artifacts`: config-hash-keyed, atomically written artifact folders.
 - :mod:`emgeom.stats`: confidence intervals, bootstrap and correlation helpers.
 - :mod:`emgeom.results`: the one helper chapters use to record their headline numbers.
