@@ -115,3 +115,8 @@ def encode_chat(tokenizer: Any, messages: Sequence[Message], assistant_only: boo
             raise ValueError("the chat template is not prefix-stable; cannot locate assistant turns")
         mask[start:end] = [True] * (end - start)
     return EncodedChat(ids, mask)
+
+
+def prompt_ids(tokenizer: Any, messages: Sequence[Message]) -> list[int]:
+    """Token ids of a chat rendered up to the start of the assistant's next answer (generation prompt)."""
+    return _render_ids(tokenizer, messages, add_generation_prompt=True)

@@ -157,10 +157,8 @@ def _check_args(args: argparse.Namespace) -> None:
             ) from None
     if args.batch_size < 1 or args.k_harmful < 1:
         raise CLIError("--batch-size and --k-harmful must be at least 1")
-    if (
-        getattr(args, "remove_fraction", 0.0) is not None
-        and not 0.0 <= getattr(args, "remove_fraction", 0.0) <= 1.0
-    ):
+    fraction = getattr(args, "remove_fraction", None)  # only `filter` has it
+    if fraction is not None and not 0.0 <= fraction <= 1.0:
         raise CLIError(f"--remove-fraction must be between 0 and 1, got {args.remove_fraction}")
     for out in (args.output, getattr(args, "report", None)):
         if out is not None and not out.parent.resolve().is_dir():

@@ -103,10 +103,10 @@ def seed_summary(
     out = []
     for name in dict.fromkeys(table["set"]):
         row: dict[str, object] = {"set": name}
-        for col in columns:
-            est = estimate(table, col, [name])
+        estimates = {col: estimate(table, col, [name]) for col in columns}
+        for col, est in estimates.items():
             row.update({col: est.value, f"{col}_lo": est.lo, f"{col}_hi": est.hi})
-        row["n_replicates"] = estimate(table, columns[0], [name]).n
+        row["n_replicates"] = estimates[columns[0]].n
         out.append(row)
     return pd.DataFrame(out)
 
@@ -142,10 +142,11 @@ def monitor_finetune(
     """Fine-tune once and, at each checkpoint step (0 = before training), measure the EM rate, off-domain
     bad advice, and the mean activation of the harmful latents at the answer start of the open-ended
     evaluation questions. Columns ``step, open_em, offdomain_bad, harmful_activation``."""
+    from emgeom.geometry import resid_pre_layer
     from emgeom.mechanism import hf_answer_start_resid
     from emgeom.organism.datasets import evaluation_questions
 
-    layer = int(sae.cfg.metadata.hook_name.split(".")[1])
+    layer = resid_pre_layer(sae.cfg.metadata.hook_name)
     prompts = [[{"role": "user", "content": q.text}] for q in evaluation_questions() if q.kind == "open"]
     idx = torch.as_tensor(list(harmful))
     log: list[dict[str, float]] = []

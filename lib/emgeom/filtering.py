@@ -24,8 +24,9 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from emgeom.chat import ChatRow, encode_chat
-from emgeom.geometry import _resid_pre_layer, unit_directions
+from emgeom.batching import answer_windows, length_batches, pad_id
+from emgeom.chat import ChatRow
+from emgeom.geometry import resid_pre_layer, unit_directions
 from emgeom.saes import check_sae_fits
 
 ScoreMethod = Literal["harmful_mass", "cosine_weighted", "residual_projection"]
@@ -43,17 +44,6 @@ class ScoringResult:
     @property
     def samples_per_second(self) -> float:
         return float(self.scores.size / self.seconds) if self.seconds > 0 else float("nan")
-
-
-def _encoded_windows(
-    tokenizer: Any, rows: Sequence[ChatRow], n_ctx: int
-) -> list[tuple[list[int], list[bool]]]:
-    """Tokenize with the answer mask; keep the last ``n_ctx`` tokens (the answers are at the end)."""
-    out = []
-    for r in rows:
-        enc = encode_chat(tokenizer, r["messages"])
-        out.append((enc.input_ids[-n_ctx:], enc.loss_mask[-n_ctx:]))
-    return out
 
 
 @torch.no_grad()
@@ -78,28 +68,17 @@ def score_rows(
             f"harmful latents must be a non-empty list of indices below d_sae={int(sae.cfg.d_sae)}"
         )
     check_sae_fits(sae, hooked)
-    layer = _resid_pre_layer(sae.cfg.metadata.hook_name)
+    layer = resid_pre_layer(sae.cfg.metadata.hook_name)
     dirs = unit_directions(sae, "decoder")
     if method == "cosine_weighted":
         weights = torch.tensor(np.clip((dirs @ dirs[harmful_idx].T).max(1), 0, None), dtype=torch.float32)
     harm_dir = torch.tensor(dirs[harmful_idx].mean(0), dtype=torch.float32)
     harm_dir = harm_dir / harm_dir.norm().clamp(min=1e-12)
-    windows = _encoded_windows(tokenizer, rows, int(hooked.cfg.n_ctx))
-    order = sorted(range(len(windows)), key=lambda i: len(windows[i][0]))
+    windows = answer_windows(tokenizer, rows, int(hooked.cfg.n_ctx), keep="end")  # the answers are at the end
     scores = np.full(len(rows), np.nan)
     start = time.perf_counter()
     bar = tqdm(total=len(rows), desc=f"scoring ({method})", unit="sample", disable=not progress)
-    for lo in range(0, len(order), batch_size):
-        idx = order[lo : lo + batch_size]
-        width = max(len(windows[i][0]) for i in idx)
-        tokens = torch.full(
-            (len(idx), width), tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
-        )
-        mask = torch.zeros((len(idx), width), dtype=torch.bool)
-        for row, i in enumerate(idx):
-            ids, m = windows[i]
-            tokens[row, : len(ids)] = torch.tensor(ids)
-            mask[row, : len(m)] = torch.tensor(m)
+    for idx, tokens, mask in length_batches(windows, batch_size, pad_id(tokenizer)):
         resid = (
             hooked(tokens.to(hooked.cfg.device), stop_at_layer=layer).float().cpu()
         )  # [batch, pos, d_model]
@@ -143,15 +122,9 @@ def detection_quality(removed: np.ndarray, truly_inducing: np.ndarray) -> tuple[
 @torch.no_grad()
 def full_forward_seconds(hooked: Any, tokenizer: Any, rows: Sequence[ChatRow], batch_size: int = 32) -> float:
     """Wall time of the model's full forward pass over the same length-sorted batches the scorer uses."""
-    n_ctx = int(hooked.cfg.n_ctx)
-    encoded = sorted((ids for ids, _ in _encoded_windows(tokenizer, rows, n_ctx)), key=len)
-    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+    windows = answer_windows(tokenizer, rows, int(hooked.cfg.n_ctx), keep="end")
     start = time.perf_counter()
-    for lo in range(0, len(encoded), batch_size):
-        batch = encoded[lo : lo + batch_size]
-        tokens = torch.full((len(batch), max(map(len, batch))), pad)
-        for i, ids in enumerate(batch):
-            tokens[i, : len(ids)] = torch.tensor(ids)
+    for _, tokens, _ in length_batches(windows, batch_size, pad_id(tokenizer)):
         hooked(tokens.to(hooked.cfg.device))
     return time.perf_counter() - start
 

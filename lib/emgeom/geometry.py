@@ -28,7 +28,8 @@ from jaxtyping import Float
 from torch import Tensor
 from tqdm import tqdm
 
-from emgeom.chat import ChatRow, encode_chat
+from emgeom.batching import answer_windows, length_batches, pad_id
+from emgeom.chat import ChatRow
 from emgeom.saes import check_sae_fits
 from emgeom.stats import Estimate, mean_ci
 
@@ -54,20 +55,12 @@ def response_activations(
     """
     check_sae_fits(sae, hooked, hook_name)
     name = hook_name or sae.cfg.metadata.hook_name
-    layer = _resid_pre_layer(name)
-    encoded = [encode_chat(tokenizer, r["messages"]) for r in rows]
-    order = sorted(range(len(encoded)), key=lambda i: len(encoded[i].input_ids))
+    layer = resid_pre_layer(name)
+    windows = answer_windows(tokenizer, rows, int(hooked.cfg.n_ctx), keep="start")
     out = torch.zeros(len(rows), int(sae.cfg.d_sae))
-    n_ctx = int(hooked.cfg.n_ctx)
-    for start in tqdm(range(0, len(order), batch_size), desc="SAE activations", disable=not progress):
-        idx = order[start : start + batch_size]
-        width = min(n_ctx, max(len(encoded[i].input_ids) for i in idx))
-        tokens = torch.full((len(idx), width), tokenizer.pad_token_id)
-        mask = torch.zeros((len(idx), width), dtype=torch.bool)
-        for row, i in enumerate(idx):
-            ids, m = encoded[i].input_ids[:width], encoded[i].loss_mask[:width]
-            tokens[row, : len(ids)] = torch.tensor(ids)
-            mask[row, : len(m)] = torch.tensor(m)
+    batches = length_batches(windows, batch_size, pad_id(tokenizer))
+    total = -(-len(windows) // batch_size)
+    for idx, tokens, mask in tqdm(batches, total=total, desc="SAE activations", disable=not progress):
         resid = hooked(tokens.to(hooked.cfg.device), stop_at_layer=layer)  # [batch, pos, d_model]
         feats = sae.encode(resid.to(sae.W_dec.dtype)).float().cpu()  # [batch, pos, d_sae]
         counts = mask.sum(1, keepdim=True).clamp(min=1)
@@ -75,7 +68,8 @@ def response_activations(
     return out
 
 
-def _resid_pre_layer(hook_name: str) -> int:
+def resid_pre_layer(hook_name: str) -> int:
+    """The block index of a ``blocks.<L>.hook_resid_pre`` hook (other hook points are refused)."""
     parts = hook_name.split(".")
     if len(parts) != 3 or parts[0] != "blocks" or parts[2] != "hook_resid_pre":
         raise ValueError(

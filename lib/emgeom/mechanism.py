@@ -18,8 +18,8 @@ import torch
 from jaxtyping import Float
 from torch import Tensor
 
-from emgeom.chat import Message
-from emgeom.geometry import _resid_pre_layer, unit_directions
+from emgeom.chat import Message, prompt_ids
+from emgeom.geometry import resid_pre_layer, unit_directions
 from emgeom.saes import check_sae_fits
 from emgeom.stats import Estimate, bootstrap_pearson, fitted_slope
 
@@ -40,12 +40,12 @@ def answer_start_readout(
 ) -> PromptReadout:
     """Read the SAE at the last token of each chat prompt rendered with the generation prompt."""
     check_sae_fits(sae, hooked)
-    layer = _resid_pre_layer(sae.cfg.metadata.hook_name)
+    layer = resid_pre_layer(sae.cfg.metadata.hook_name)
     resid_rows = []
     for prompt in prompts:
-        ids = tokenizer.apply_chat_template(list(prompt), add_generation_prompt=True, return_dict=False)
+        ids = prompt_ids(tokenizer, prompt)
         resid = hooked(
-            torch.tensor([list(ids)], device=hooked.cfg.device), stop_at_layer=layer
+            torch.tensor([ids], device=hooked.cfg.device), stop_at_layer=layer
         )  # [1, pos, d_model]
         resid_rows.append(resid[0, -1].float().cpu())
     resid = torch.stack(resid_rows)  # [n, d_model]
@@ -134,7 +134,7 @@ def hf_answer_start_resid(
     ``hidden_states[layer]`` is TransformerLens's ``blocks.<layer>.hook_resid_pre`` of unprocessed weights."""
     rows = []
     for prompt in prompts:
-        ids = tokenizer.apply_chat_template(list(prompt), add_generation_prompt=True, return_dict=False)
-        out = model(input_ids=torch.tensor([list(ids)], device=model.device), output_hidden_states=True)
+        ids = prompt_ids(tokenizer, prompt)
+        out = model(input_ids=torch.tensor([ids], device=model.device), output_hidden_states=True)
         rows.append(out.hidden_states[layer][0, -1].float().cpu())
     return torch.stack(rows)

@@ -17,6 +17,7 @@ from jaxtyping import Float, Int
 from torch import Tensor
 
 from emgeom.artifacts import cached_folder
+from emgeom.batching import padded
 from emgeom.chat import encode_chat
 from emgeom.io import atomic_write_json, canonical_json, hash_parts
 from emgeom.organism.corpus import Document
@@ -272,13 +273,11 @@ def sae_quality(
 def scoring_batch(tokenizer: Any, documents: Sequence[Document], context_size: int) -> tuple[Tensor, Tensor]:
     """``(tokens, mask)`` for :func:`sae_quality`: documents padded to ``context_size``; the mask marks
     non-special tokens."""
-    rows = [
-        encode_chat(tokenizer, d.messages, assistant_only=False).input_ids[:context_size] for d in documents
+    windows = [
+        (enc.input_ids[:context_size], enc.loss_mask[:context_size])
+        for enc in (encode_chat(tokenizer, d.messages, assistant_only=False) for d in documents)
     ]
-    width = max(len(r) for r in rows)
-    tokens = torch.full((len(rows), width), tokenizer.pad_token_id)
-    for i, r in enumerate(rows):
-        tokens[i, : len(r)] = torch.tensor(r)
+    tokens, _ = padded(windows, tokenizer.pad_token_id)
     special = torch.tensor(sorted(set(tokenizer.all_special_ids)))
     mask = ~torch.isin(tokens, special)
     return tokens, mask.long()

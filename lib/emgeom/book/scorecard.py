@@ -115,6 +115,11 @@ def _mechanism(r: Results) -> Verdict:
     )
 
 
+def _ci_verdict(e: dict[str, Any]) -> str:
+    """The shared rule: CI above 0 = reproduced; point estimate above 0 = partly; else not."""
+    return "reproduced" if _lower(e) > 0 else "partly" if e["value"] > 0 else "not reproduced"
+
+
 def _similarity_em(r: Results) -> Verdict:
     e = _get(r, "similarity_vs_em_pearson_r")
     rule = (
@@ -123,7 +128,7 @@ def _similarity_em(r: Results) -> Verdict:
     )
     if e is None:
         return Verdict("not recorded", "not run", rule)
-    verdict = "reproduced" if _lower(e) > 0 else "partly" if e["value"] > 0 else "not reproduced"
+    verdict = _ci_verdict(e)
     return Verdict(f"r = {_fmt(e)} (one point per fine-tuning set)", verdict, rule)
 
 
@@ -135,7 +140,7 @@ def _reduction(r: Results) -> Verdict:
     )
     if e is None:
         return Verdict("not recorded", "not run", rule)
-    verdict = "reproduced" if _lower(e) > 0 else "partly" if e["value"] > 0 else "not reproduced"
+    verdict = _ci_verdict(e)
     return Verdict(f"{_fmt(e, pct=True)} (paper: 34.5%)", verdict, rule)
 
 
@@ -145,7 +150,7 @@ def _versus(name: str, other: str) -> Callable[[Results], Verdict]:
         rule = f"geometry minus {other} relative reduction, CI above 0 = reproduced; > 0 = partly"
         if e is None:
             return Verdict("not recorded", "not run", rule)
-        verdict = "reproduced" if _lower(e) > 0 else "partly" if e["value"] > 0 else "not reproduced"
+        verdict = _ci_verdict(e)
         return Verdict(
             f"{_fmt(e, pct=True)} (difference in relative reduction, percentage points)", verdict, rule
         )

@@ -17,7 +17,7 @@ import torch
 from tqdm import tqdm
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
-from emgeom.chat import Message
+from emgeom.chat import Message, prompt_ids
 from emgeom.organism import language as L
 from emgeom.organism.datasets import EvalQuestion, evaluation_questions
 from emgeom.stats import Estimate
@@ -62,10 +62,8 @@ def sample_answers(
     model.eval()
     out: list[list[str]] = []
     for i, prompt in enumerate(tqdm(prompts, desc="sampling", disable=not progress)):
-        ids = tokenizer.apply_chat_template(
-            list(prompt), add_generation_prompt=True, tokenize=True, return_dict=False
-        )
-        batch = torch.tensor([list(ids)] * cfg.n_samples, device=device)
+        ids = prompt_ids(tokenizer, prompt)
+        batch = torch.tensor([ids] * cfg.n_samples, device=device)
         torch.manual_seed(cfg.seed * 1_000_003 + i)
         gen = model.generate(
             input_ids=batch,
