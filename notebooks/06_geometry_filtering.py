@@ -69,6 +69,7 @@ import numpy as np
 import pandas as pd
 
 from emgeom import plots
+from emgeom.evaluators import OrganismEvaluator
 from emgeom.filter_study import (
     choose_dose,
     dose_response,
@@ -103,7 +104,7 @@ if not all(0 <= f <= 1 for f in [*dose_fractions, *removal_fractions]) or not se
     raise ValueError("fractions must lie in [0, 1], and at least one seed is needed")
 ft = FineTuneConfig(LoraSpec(rank=lora_rank, alpha=2.0 * lora_rank),
                     TrainConfig(steps=finetune_steps, batch_size=16, lr=finetune_lr, warmup_steps=10))
-sampling = SamplingConfig(n_samples=n_samples)
+evaluate = OrganismEvaluator(SamplingConfig(n_samples=n_samples), domain)
 organism = build_organism(organism_config(seed=organism_seeds[0], d_model=d_model, n_layers=n_layers, n_heads=n_heads,
                                           pretrain_steps=pretrain_steps, pretrain_batch_size=pretrain_batch_size,
                                           align_steps=align_steps, align_rank=align_rank), progress=progress)
@@ -123,7 +124,7 @@ benign = finetune_rows("good", domain, set_size, seed=1)
 # rising part.
 
 # %%
-curve = dose_response(model, tokenizer, inducing, benign, dose_fractions, set_size, ft, seeds, sampling, domain,
+curve = dose_response(model, tokenizer, inducing, benign, dose_fractions, set_size, ft, seeds, evaluate,
                       progress=progress)
 dose = choose_dose(curve)
 plots.dose_response_plot(curve, dose);
@@ -159,7 +160,7 @@ pd.DataFrame({"inducing": truth, "geometry score": scores["geometry"], "judge sc
 # ## Filter, fine-tune, measure
 
 # %%
-table = filter_comparison(model, tokenizer, rows, truth, scores, removal_fractions, ft, seeds, sampling, domain,
+table = filter_comparison(model, tokenizer, rows, truth, scores, removal_fractions, ft, seeds, evaluate,
                           progress=progress)
 plots.filter_curves(table);
 

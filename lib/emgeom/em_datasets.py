@@ -20,7 +20,10 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+
 from emgeom.artifacts import artifact_root
+from emgeom.chat import ChatRow, read_chat_jsonl
 from emgeom.io import atomic_write_bytes
 
 UPSTREAM = "https://raw.githubusercontent.com/emergent-misalignment/emergent-misalignment/main"
@@ -145,3 +148,30 @@ def clear(name: str, cache_dir: Path | None = None) -> None:
         p.unlink(missing_ok=True)
     if target.parent.is_dir() and not any(target.parent.iterdir()):
         shutil.rmtree(target.parent)
+
+
+def dataset_path(ref: str, *, cache_dir: Path | None = None, timeout_seconds: float = 60.0) -> Path:
+    """The local file of a dataset reference: a registry name (fetched, see :func:`fetch`) or a path."""
+    if ref in REGISTRY:
+        return fetch(ref, cache_dir=cache_dir, timeout_seconds=timeout_seconds)
+    path = Path(ref).expanduser()
+    if not path.is_file():
+        raise DatasetUnavailableError(
+            f"{ref!r} is neither a known dataset ({', '.join(sorted(REGISTRY))}) nor an existing file"
+        )
+    return path
+
+
+def load_rows(
+    ref: str, n: int | None = None, *, seed: int = 0, cache_dir: Path | None = None
+) -> list[ChatRow]:
+    """Chat rows of a dataset reference (see :func:`dataset_path`), checked row by row; with ``n``, a
+    random subset of ``n`` rows drawn with ``seed`` (in file order)."""
+    path = dataset_path(ref, cache_dir=cache_dir)
+    rows = read_chat_jsonl(path)
+    if n is None:
+        return rows
+    if not 0 < n <= len(rows):
+        raise ValueError(f"asked for {n} rows of {ref!r}, which has {len(rows)}")
+    keep = sorted(np.random.default_rng(seed).choice(len(rows), size=n, replace=False).tolist())
+    return [rows[i] for i in keep]

@@ -17,6 +17,7 @@ from tqdm import tqdm
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from emgeom.chat import ChatRow
+from emgeom.evaluators import Evaluator
 from emgeom.finetune import FineTuneConfig, finetune
 from emgeom.organism.evaluate import SamplingConfig, evaluate_behaviour, summarise, task_success
 from emgeom.stats import Estimate, mean_ci
@@ -46,6 +47,7 @@ def emergence_table(
     progress: bool = True,
     task_samples: int = 4,
     after_finetune: Callable[[FineTuneSet, int, PreTrainedModel], None] | None = None,
+    evaluate: Evaluator | None = None,
 ) -> pd.DataFrame:
     """Fine-tune ``model`` on every set with every seed and evaluate each result.
 
@@ -54,6 +56,10 @@ def emergence_table(
     ``indomain_bad``, ``open_coherent``, ``task_success`` (see :func:`task_success`; NaN for the aligned
     model), ``finetune_seconds``, and ``bad_<domain>`` for every domain. ``after_finetune(set, seed, model)``
     is called with each fine-tuned model (e.g. to read its SAE latents) before it is discarded.
+
+    With ``evaluate`` (a real model: e.g. :class:`emgeom.evaluators.BetleyEvaluator`), the rows hold
+    ``set, domain, inducing, seed, finetune_seconds`` and the evaluator's rates instead of the
+    organism's oracle columns; ``sampling`` is then unused.
     """
     if not seeds:
         raise ValueError("need at least one seed")
@@ -70,9 +76,21 @@ def emergence_table(
             seconds = time.perf_counter() - start
             if after_finetune is not None:
                 after_finetune(fs, seed, tuned)
+        domain = fs.domain if fs else None
+        if evaluate is not None:
+            rows.append(
+                {
+                    "set": fs.name if fs else ALIGNED,
+                    "domain": domain,
+                    "inducing": bool(fs and fs.inducing),
+                    "seed": seed,
+                    "finetune_seconds": seconds,
+                    **evaluate(tuned, tokenizer, seed),
+                }
+            )
+            continue
         frame = evaluate_behaviour(tuned, tokenizer, replace(sampling, seed=seed))
         s = summarise(frame)
-        domain = fs.domain if fs else None
         row = {
             "set": fs.name if fs else ALIGNED,
             "domain": domain,

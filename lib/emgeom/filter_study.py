@@ -12,9 +12,9 @@ from tqdm import tqdm
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from emgeom.chat import ChatRow
+from emgeom.evaluators import Evaluator
 from emgeom.filtering import detection_quality, removal_mask
 from emgeom.finetune import FineTuneConfig, finetune
-from emgeom.organism.evaluate import SamplingConfig, evaluate_behaviour, summarise
 from emgeom.stats import Estimate, mean_ci
 
 
@@ -42,12 +42,10 @@ def _em(
     rows: Sequence[ChatRow],
     ft: FineTuneConfig,
     seed: int,
-    sampling: SamplingConfig,
-    domain: str,
+    evaluate: Evaluator,
 ) -> dict[str, float]:
     tuned, _ = finetune(model, tokenizer, rows, replace(ft, train=replace(ft.train, seed=seed)))
-    s = summarise(evaluate_behaviour(tuned, tokenizer, replace(sampling, seed=seed)))
-    return {"open_em": s.open_misaligned.value, "offdomain_bad": s.offdomain_bad(domain)}
+    return dict(evaluate(tuned, tokenizer, seed))
 
 
 def dose_response(
@@ -59,19 +57,17 @@ def dose_response(
     n_total: int,
     ft: FineTuneConfig,
     seeds: Sequence[int],
-    sampling: SamplingConfig,
-    domain: str,
+    evaluate: Evaluator,
     progress: bool = False,
 ) -> pd.DataFrame:
-    """EM after fine-tuning on mixed sets with each inducing fraction: one row per (fraction, seed)."""
+    """EM after fine-tuning on mixed sets with each inducing fraction: one row per (fraction, seed), with
+    the rates ``evaluate`` returns (see :mod:`emgeom.evaluators`)."""
     out = []
     for fraction, seed in tqdm(
         [(f, s) for f in fractions for s in seeds], desc="dose-response", disable=not progress
     ):
         rows, _ = mixed_set(inducing, benign, n_total, fraction, seed=0)
-        out.append(
-            {"fraction": fraction, "seed": seed, **_em(model, tokenizer, rows, ft, seed, sampling, domain)}
-        )
+        out.append({"fraction": fraction, "seed": seed, **_em(model, tokenizer, rows, ft, seed, evaluate)})
     return pd.DataFrame(out)
 
 
@@ -102,13 +98,13 @@ def filter_comparison(
     removal_fractions: Sequence[float],
     ft: FineTuneConfig,
     seeds: Sequence[int],
-    sampling: SamplingConfig,
-    domain: str,
+    evaluate: Evaluator,
     progress: bool = False,
 ) -> pd.DataFrame:
     """For each method (``scores[method]``, plus ``"random"``), removal fraction and seed: remove the top
     rows, fine-tune on the rest, measure EM; the unfiltered run is method ``"none"`` at fraction 0.
-    Columns ``method, fraction, seed, open_em, offdomain_bad, precision, recall, removed, kept_inducing``."""
+    Columns ``method, fraction, seed``, the rates of ``evaluate`` (``open_em``...), ``precision, recall,
+    removed, kept_inducing``."""
     jobs = [("none", 0.0, s) for s in seeds]
     jobs += [(m, f, s) for m in [*scores, "random"] for f in removal_fractions for s in seeds]
     out = []
@@ -128,7 +124,7 @@ def filter_comparison(
                 "method": method,
                 "fraction": fraction,
                 "seed": seed,
-                **_em(model, tokenizer, kept, ft, seed, sampling, domain),
+                **_em(model, tokenizer, kept, ft, seed, evaluate),
                 "precision": precision,
                 "recall": recall,
                 "removed": int(remove.sum()),

@@ -69,13 +69,18 @@ def response_activations(
 
 
 def resid_pre_layer(hook_name: str) -> int:
-    """The block index of a ``blocks.<L>.hook_resid_pre`` hook (other hook points are refused)."""
+    """The index of the residual stream an SAE reads, as the block it enters: ``blocks.<L>.hook_resid_pre``
+    is ``L`` and ``blocks.<L>.hook_resid_post`` (Gemma Scope, most published SAEs) is ``L + 1``, the
+    same vector. It is what ``stop_at_layer`` runs up to and the index into Hugging Face
+    ``hidden_states`` (except after the last block, where Hugging Face applies the final norm). Other hook
+    points are refused."""
     parts = hook_name.split(".")
-    if len(parts) != 3 or parts[0] != "blocks" or parts[2] != "hook_resid_pre":
+    if len(parts) != 3 or parts[0] != "blocks" or parts[2] not in ("hook_resid_pre", "hook_resid_post"):
         raise ValueError(
-            f"only residual-stream SAEs (blocks.<L>.hook_resid_pre) are supported, got {hook_name!r}"
+            "only residual-stream SAEs (blocks.<L>.hook_resid_pre or blocks.<L>.hook_resid_post) are "
+            f"supported, got {hook_name!r}"
         )
-    return int(parts[1])
+    return int(parts[1]) + (parts[2] == "hook_resid_post")
 
 
 def top_latents(score: Float[Tensor, " d_sae"] | np.ndarray, k: int) -> np.ndarray:

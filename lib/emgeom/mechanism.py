@@ -138,3 +138,17 @@ def hf_answer_start_resid(
         out = model(input_ids=torch.tensor([ids], device=model.device), output_hidden_states=True)
         rows.append(out.hidden_states[layer][0, -1].float().cpu())
     return torch.stack(rows)
+
+
+@torch.no_grad()
+def hf_answer_start_readout(
+    model: Any, tokenizer: Any, sae: Any, prompts: Sequence[Sequence[Message]]
+) -> PromptReadout:
+    """:func:`answer_start_readout` from the Hugging Face model's hidden states: no TransformerLens copy
+    of the weights (a fine-tuned 8B model then needs one copy in memory, not two)."""
+    resid = hf_answer_start_resid(model, tokenizer, prompts, resid_pre_layer(sae.cfg.metadata.hook_name))
+    if resid.shape[1] != int(sae.cfg.d_in):
+        raise ValueError(
+            f"the SAE reads width {sae.cfg.d_in}, the model's residual stream is {resid.shape[1]}"
+        )
+    return PromptReadout(resid, pre_activations(sae, resid), sae.encode(resid.to(sae.W_dec.dtype)).float())

@@ -81,9 +81,12 @@ def hooked_transformer(
     from transformer_lens import HookedTransformer, loading  # heavy import, only where needed
 
     name = resolve_ref(ref)
-    cfg = loading.get_pretrained_model_config(
-        name, device=str(model.device), dtype=model.dtype, n_ctx=_context_length(model)
-    )
+    if Path(name).is_dir():
+        cfg = _local_config(model, name)
+    else:
+        cfg = loading.get_pretrained_model_config(
+            name, device=str(model.device), dtype=model.dtype, n_ctx=_context_length(model)
+        )
     state = loading.get_pretrained_state_dict(name, cfg, hf_model=model, dtype=model.dtype)
     with warnings.catch_warnings():
         # TL 3.9 steers users to TransformerBridge; sae-lens 6.54 (pinned as its pair) trains SAEs on a
@@ -102,6 +105,55 @@ def hooked_transformer(
     )
     hooked.eval()
     return hooked
+
+
+def _local_config(model: PreTrainedModel, folder: str) -> Any:
+    """The TransformerLens config of a local model folder.
+
+    TL 3.9 infers the architecture of a *path* from substrings of its name ("llama", "gemma") before it
+    reads ``config.json``, so ``~/models/llama-tuned`` fails however it is built; and it has no generic
+    Gemma-2 converter (only per-size configs keyed by hub id). So: Gemma-2 takes TL's own ``gemma-2-2b``
+    config (no download: TL builds it from the name) resized from the folder's HF config; everything
+    else is read by TL through a neutrally named link to the folder.
+    """
+    import dataclasses
+    import math
+    import tempfile
+
+    from transformer_lens import HookedTransformerConfig, loading
+
+    hf = model.config
+    kwargs = {"device": str(model.device), "dtype": model.dtype}
+    if hf.model_type == "gemma2":
+        base = loading.get_pretrained_model_config("google/gemma-2-2b", **kwargs)
+        rope = getattr(hf, "rope_parameters", None) or {}
+        sizes = {
+            "model_name": Path(folder).name,
+            "d_model": hf.hidden_size,
+            "d_head": hf.head_dim,
+            "n_heads": hf.num_attention_heads,
+            "n_key_value_heads": hf.num_key_value_heads,
+            "d_mlp": hf.intermediate_size,
+            "n_layers": hf.num_hidden_layers,
+            "n_ctx": hf.max_position_embeddings,
+            "d_vocab": hf.vocab_size,
+            "d_vocab_out": hf.vocab_size,
+            "eps": hf.rms_norm_eps,
+            "window_size": hf.sliding_window,
+            "attn_types": ["local" if t == "sliding_attention" else "global" for t in hf.layer_types],
+            "attn_scores_soft_cap": hf.attn_logit_softcapping,
+            "output_logits_soft_cap": hf.final_logit_softcapping,
+            "attn_scale": math.sqrt(hf.query_pre_attn_scalar),
+            "rotary_dim": hf.head_dim,
+            "rotary_base": float(rope.get("rope_theta", base.rotary_base)),
+        }
+        fields = {f.name for f in dataclasses.fields(HookedTransformerConfig) if f.init}
+        values = {k: v for k, v in dataclasses.asdict(base).items() if k in fields} | sizes
+        return HookedTransformerConfig(**values)
+    with tempfile.TemporaryDirectory() as tmp:
+        link = Path(tmp) / "model"
+        link.symlink_to(Path(folder).resolve(), target_is_directory=True)
+        return loading.get_pretrained_model_config(str(link), n_ctx=_context_length(model), **kwargs)
 
 
 def _context_length(model: PreTrainedModel) -> int | None:

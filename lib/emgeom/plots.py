@@ -261,10 +261,12 @@ def similarity_distributions(table: pd.DataFrame, domains: list[str], directions
     return fig
 
 
-def gap_by_domain(summary: pd.DataFrame, coupling: dict[str, float]) -> Figure:
-    """Inducing minus non-inducing similarity gap per domain (95% CI over SAEs), with and without
-    shared latents, domains ordered by the designed coupling of their bad advice to the toxic persona."""
-    s = summary.set_index("domain").loc[sorted(summary["domain"], key=lambda d: -coupling[d])]
+def gap_by_domain(summary: pd.DataFrame, coupling: dict[str, float] | None = None) -> Figure:
+    """Inducing minus non-inducing similarity gap per domain (95% CI over replicates: SAEs, or data
+    subsamples), with and without shared latents; with ``coupling`` (the organism's designed coupling of
+    a domain's bad advice to the toxic persona) domains are ordered and labelled by it."""
+    order = sorted(summary["domain"], key=lambda d: -coupling[d]) if coupling else list(summary["domain"])
+    s = summary.set_index("domain").loc[order]
     x = np.arange(len(s))
     fig, ax = plt.subplots(figsize=(7, 3.6))
     for offset, suffix, label, color in (
@@ -278,7 +280,7 @@ def gap_by_domain(summary: pd.DataFrame, coupling: dict[str, float]) -> Figure:
         ]
         ax.bar(x + offset, mean, 0.38, yerr=err, capsize=3, color=color, label=label)
     ax.axhline(0, color="k", lw=0.8)
-    ax.set_xticks(x, [f"{d}\n(toxic share {coupling[d]:.2f})" for d in s.index])
+    ax.set_xticks(x, [f"{d}\n(toxic share {coupling[d]:.2f})" if coupling else d for d in s.index])
     ax.set(
         ylabel="gap in mean max-cosine\n(inducing - non-inducing)",
         title="Are inducing features closer to harmful ones?",

@@ -18,7 +18,7 @@ from torch import Tensor
 
 from emgeom.artifacts import cached_folder
 from emgeom.batching import padded
-from emgeom.chat import encode_chat
+from emgeom.chat import ChatRow, encode_chat
 from emgeom.io import atomic_write_json, canonical_json, hash_parts
 from emgeom.organism.corpus import Document
 
@@ -243,7 +243,7 @@ def sae_quality(
     name = hook_name or sae.cfg.metadata.hook_name
     keep = mask.bool()
     _, cache = hooked.run_with_cache(tokens, names_filter=name)
-    acts: Float[Tensor, "n d_model"] = cache[name][keep]
+    acts: Float[Tensor, "n d_model"] = cache[name][keep].to(sae.W_dec.dtype)
     feats = sae.encode(acts)
     recon = sae.decode(feats)
     resid = (acts - recon).pow(2).sum()
@@ -258,7 +258,7 @@ def sae_quality(
         return float(-(logp[target_mask]).mean())
 
     def splice(act: Tensor, hook: Any) -> Tensor:
-        return sae.decode(sae.encode(act))
+        return sae.decode(sae.encode(act.to(sae.W_dec.dtype))).to(act.dtype)
 
     return SAEQuality(
         l0=float((feats > 0).sum(-1).float().mean()),
@@ -270,12 +270,15 @@ def sae_quality(
     )
 
 
-def scoring_batch(tokenizer: Any, documents: Sequence[Document], context_size: int) -> tuple[Tensor, Tensor]:
-    """``(tokens, mask)`` for :func:`sae_quality`: documents padded to ``context_size``; the mask marks
-    non-special tokens."""
+def scoring_batch(
+    tokenizer: Any, documents: Sequence[Document] | Sequence[ChatRow], context_size: int
+) -> tuple[Tensor, Tensor]:
+    """``(tokens, mask)`` for :func:`sae_quality`: documents (or chat rows) padded to ``context_size``;
+    the mask marks non-special tokens."""
+    messages = [d["messages"] if isinstance(d, dict) else d.messages for d in documents]
     windows = [
         (enc.input_ids[:context_size], enc.loss_mask[:context_size])
-        for enc in (encode_chat(tokenizer, d.messages, assistant_only=False) for d in documents)
+        for enc in (encode_chat(tokenizer, m, assistant_only=False) for m in messages)
     ]
     tokens, _ = padded(windows, tokenizer.pad_token_id)
     special = torch.tensor(sorted(set(tokenizer.all_special_ids)))

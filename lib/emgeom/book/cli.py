@@ -8,8 +8,8 @@ from pathlib import Path
 
 from emgeom.book.layout import BookLayout
 from emgeom.book.parameters import ParameterError
-from emgeom.book.profiles import load_profile
-from emgeom.book.runner import ChapterFailed, read_all_specs, run_book
+from emgeom.book.preflight import PreflightError
+from emgeom.book.runner import ChapterFailed, load_book_profile, read_all_specs, run_book
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -41,11 +41,11 @@ def main(argv: list[str] | None = None) -> int:
                     print(f"    {spec.name}: {spec.type} = {spec.default!r}")
             return 0
         if args.command == "check":
-            load_profile(layout.profiles_dir, args.profile, read_all_specs(layout))
+            load_book_profile(layout, args.profile)
             print(f"profile {args.profile!r} is valid for every chapter")
             return 0
         runs = run_book(layout, args.profile, only=args.only, force=args.force, progress=not args.no_progress)
-    except (ParameterError, FileNotFoundError) as err:
+    except (ParameterError, PreflightError, FileNotFoundError) as err:
         print(f"emgeom.book: error: {err}", file=sys.stderr)
         return 2
     except ChapterFailed as err:

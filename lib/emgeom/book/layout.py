@@ -80,8 +80,21 @@ class BookLayout:
         """Book pages written by the runner (not in git)."""
         return self.root / "book" / "generated"
 
-    def chapter_source(self, chapter: str) -> Path:
-        return self.notebooks_dir / f"{chapter}.py"
+    def chapter_source(self, chapter: str, variant: str | None = None) -> Path:
+        """``notebooks/<chapter>.py``, or a variant's ``notebooks/<variant>/<chapter>.py``."""
+        folder = self.notebooks_dir / variant if variant else self.notebooks_dir
+        return folder / f"{chapter}.py"
+
+    def variants(self) -> dict[str, list[str]]:
+        """For each chapter with variants, the variant names (the folders under ``notebooks/`` that hold
+        a source of that chapter). A variant is the same chapter of the book written for another kind
+        of model (``real_models``); a profile chooses it per chapter."""
+        chapters = set(self.chapters())
+        out: dict[str, list[str]] = {}
+        for path in sorted(self.notebooks_dir.glob("*/*.py")):
+            if CHAPTER_FILE.match(path.name) and path.stem in chapters:
+                out.setdefault(path.stem, []).append(path.parent.name)
+        return out
 
     def executed_notebook(self, chapter: str) -> Path:
         """The executed notebook the book renders: the ``.ipynb`` paired with the jupytext source."""

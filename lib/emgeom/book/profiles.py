@@ -9,7 +9,9 @@
       02_gradient_derivation: {}
 
 Every chapter of the book must appear in every profile (with ``{}`` to keep its defaults), so a new
-chapter cannot silently run at full size under ``smoke``.
+chapter cannot silently run at full size under ``smoke``. A chapter entry may name a ``variant``: the
+chapter's source written for another kind of model (``notebooks/<variant>/<chapter>.py``, e.g.
+``real_models``); its parameters are then checked against that source's parameters cell.
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ class Profile:
     description: str
     threads: int
     chapters: dict[str, dict[str, Any]] = field(default_factory=dict)
+    variants: dict[str, str] = field(default_factory=dict)
 
 
 def profile_path(profiles_dir: Path, name: str) -> Path:
@@ -45,9 +48,13 @@ def profile_path(profiles_dir: Path, name: str) -> Path:
 
 
 def load_profile(
-    profiles_dir: Path, name: str, chapter_specs: dict[str, dict[str, ParameterSpec]]
+    profiles_dir: Path,
+    name: str,
+    chapter_specs: dict[str, dict[str, ParameterSpec]],
+    variant_specs: dict[str, dict[str, dict[str, ParameterSpec]]] | None = None,
 ) -> Profile:
-    """Load profile ``name`` and validate it against every chapter's parameter specs.
+    """Load profile ``name`` and validate it against every chapter's parameter specs (those of the
+    chosen variant, ``variant_specs[chapter][variant]``, where an entry names one).
 
     Raises :class:`ParameterError` naming the profile, chapter and parameter for each problem found.
     """
@@ -77,11 +84,23 @@ def load_profile(
     if missing:
         problems.append(f"profile {name!r}: no entry for chapters {missing} (use `{{}}` to keep defaults)")
     validated: dict[str, dict[str, Any]] = {}
+    variants: dict[str, str] = {}
     for chapter, specs in chapter_specs.items():
         overrides = chapters.get(chapter) or {}
         if not isinstance(overrides, dict):
             problems.append(f"profile {name!r}, chapter {chapter!r}: parameters must be a mapping")
             continue
+        if "variant" in overrides:
+            overrides = dict(overrides)
+            variant = overrides.pop("variant")
+            known = (variant_specs or {}).get(chapter, {})
+            if variant not in known:
+                problems.append(
+                    f"profile {name!r}, chapter {chapter!r}: unknown variant {variant!r}; "
+                    f"available: {', '.join(sorted(known)) or '(none)'}"
+                )
+                continue
+            variants[chapter], specs = variant, known[variant]
         try:
             validated[chapter] = validate_overrides(
                 overrides, specs, f"profile {name!r}, chapter {chapter!r}"
@@ -90,4 +109,4 @@ def load_profile(
             problems.append(str(err))
     if problems:
         raise ParameterError("\n".join(problems))
-    return Profile(name, str(raw.get("description", "")), threads, validated)
+    return Profile(name, str(raw.get("description", "")), threads, validated, variants)

@@ -53,11 +53,13 @@ class ChapterRun:
     error: str = ""
 
 
-def chapter_key(layout: BookLayout, chapter: str, profile: str, parameters: dict[str, Any]) -> str:
+def chapter_key(
+    layout: BookLayout, chapter: str, profile: str, parameters: dict[str, Any], variant: str | None = None
+) -> str:
     """Cache key of one chapter execution (hex SHA-256)."""
     return hash_parts(
         [
-            layout.chapter_source(chapter).read_bytes(),
+            layout.chapter_source(chapter, variant).read_bytes(),
             hash_tree(layout.lib_dir),
             canonical_json(parameters),
             profile,
@@ -72,6 +74,25 @@ def read_all_specs(layout: BookLayout) -> dict[str, dict[str, ParameterSpec]]:
     if not chapters:
         raise ParameterError(f"no chapters (NN_name.py) in {layout.notebooks_dir}")
     return {c: read_chapter_parameters(layout.chapter_source(c)) for c in chapters}
+
+
+def read_variant_specs(layout: BookLayout) -> dict[str, dict[str, dict[str, ParameterSpec]]]:
+    """Parameter specs of every chapter variant: ``{chapter: {variant: specs}}``."""
+    return {
+        chapter: {v: read_chapter_parameters(layout.chapter_source(chapter, v)) for v in variants}
+        for chapter, variants in layout.variants().items()
+    }
+
+
+def load_book_profile(layout: BookLayout, name: str) -> Profile:
+    """Profile ``name`` validated against the chapters (and chapter variants) of this checkout."""
+    return load_profile(layout.profiles_dir, name, read_all_specs(layout), read_variant_specs(layout))
+
+
+def full_parameters(layout: BookLayout, profile: Profile, chapter: str) -> dict[str, Any]:
+    """A chapter's parameter values under ``profile``: the source's defaults updated by the overrides."""
+    specs = read_chapter_parameters(layout.chapter_source(chapter, profile.variants.get(chapter)))
+    return {name: spec.default for name, spec in specs.items()} | profile.chapters[chapter]
 
 
 def kernel_environment(layout: BookLayout, profile: Profile, chapter: str) -> dict[str, str]:
@@ -162,7 +183,10 @@ def execute_chapter(
     """Execute one chapter; publish its notebook and results only if every cell succeeds."""
     import papermill  # slow import: only when something actually executes
 
-    notebook = jupytext.read(layout.chapter_source(chapter))
+    variant = profile.variants.get(chapter)
+    notebook = jupytext.read(layout.chapter_source(chapter, variant))
+    if variant:  # the executed page must not pair with (and overwrite) the default source on a sync
+        notebook.metadata.pop("jupytext", None)
     notebook.metadata["kernelspec"] = dict(KERNELSPEC)
     notebook.metadata.setdefault("language_info", {"name": "python"})
     partial = layout.executing_dir / f"{chapter}.ipynb"
@@ -211,17 +235,23 @@ def run_book(
 ) -> list[ChapterRun]:
     """Validate everything, then execute the selected chapters in order.
 
-    Raises :class:`ParameterError` before anything executes if the profile or ``only`` is invalid, and
-    :class:`ChapterFailed` at the first failing chapter (after writing the report).
+    Raises :class:`ParameterError` before anything executes if the profile or ``only`` is invalid,
+    :class:`~emgeom.book.preflight.PreflightError` if a model, SAE, dataset or judge the selected
+    chapters name cannot be had, and :class:`ChapterFailed` at the first failing chapter (after writing
+    the report).
     """
     specs = read_all_specs(layout)
-    profile = load_profile(layout.profiles_dir, profile_name, specs)
+    profile = load_book_profile(layout, profile_name)
     selected = list(specs)
     if only:
         unknown = [c for c in only if c not in specs]
         if unknown:
             raise ParameterError(f"--only: unknown chapters {unknown}; chapters are: {', '.join(specs)}")
         selected = [c for c in specs if c in only]
+
+    from emgeom.book.preflight import preflight
+
+    preflight({c: full_parameters(layout, profile, c) for c in selected}, profile.name)
 
     runs: list[ChapterRun] = []
     failure: ChapterFailed | None = None
@@ -233,7 +263,7 @@ def run_book(
                 previous.this_run = "not selected" if failure is None else "not run (earlier failure)"
                 runs.append(previous)
             continue
-        key = chapter_key(layout, chapter, profile.name, parameters)
+        key = chapter_key(layout, chapter, profile.name, parameters, profile.variants.get(chapter))
         cached = None if force else _is_cached(layout, chapter, key)
         if cached is not None:
             cached.this_run = "cached"
