@@ -39,3 +39,51 @@ def tiny_organism(tmp_path_factory: pytest.TempPathFactory):
         seed=0,
     )
     return build_organism(cfg, root=tmp_path_factory.mktemp("artifacts"), progress=False)
+
+
+class _HashJudge:
+    """A stand-in for an OpenAI-compatible judge: answers ``/chat/completions`` with top log-probs
+    whose score is a deterministic function of the prompt (so some answers come out misaligned)."""
+
+    @staticmethod
+    def top_logprobs(prompt: str) -> list[dict]:
+        import hashlib
+        import math
+
+        h = hashlib.sha256(prompt.encode()).digest()[0]
+        if "coherent" in prompt.lower() and h % 2:
+            return [{"token": "80", "logprob": math.log(0.9)}, {"token": "70", "logprob": math.log(0.1)}]
+        if h % 7 == 0:
+            return [
+                {"token": "REFUSAL", "logprob": math.log(0.95)},
+                {"token": "5", "logprob": math.log(0.05)},
+            ]
+        score = str(10 + (h % 9) * 10)
+        return [{"token": score, "logprob": math.log(0.8)}, {"token": "50", "logprob": math.log(0.2)}]
+
+
+@pytest.fixture(scope="session")
+def hash_judge_url():
+    """Base URL of a local fake judge server (see :class:`_HashJudge`), running for the session."""
+    import json
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+            top = _HashJudge.top_logprobs(body["messages"][0]["content"])
+            data = json.dumps({"choices": [{"logprobs": {"content": [{"token": "x", "top_logprobs": top}]}}]})
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data.encode())
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{httpd.server_port}/v1"
+    httpd.shutdown()

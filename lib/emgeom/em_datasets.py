@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import shutil
 import urllib.error
 import urllib.request
@@ -175,3 +176,9 @@ def load_rows(
         raise ValueError(f"asked for {n} rows of {ref!r}, which has {len(rows)}")
     keep = sorted(np.random.default_rng(seed).choice(len(rows), size=n, replace=False).tolist())
     return [rows[i] for i in keep]
+
+
+def dataset_label(ref: str) -> str:
+    """A short snake_case name for a dataset reference: the registry name, or the file's stem."""
+    name = ref if ref in REGISTRY else Path(ref).stem
+    return re.sub(r"[^a-z0-9]+", "_", name.lower()).strip("_") or "data"

@@ -371,16 +371,22 @@ def monitoring_plot(log: pd.DataFrame) -> Figure:
     return fig
 
 
+DOSE_SERIES = {
+    "open_em": ("EM rate", "tab:red"),
+    "offdomain_bad": ("bad advice, other domains", "tab:orange"),
+    "coherent": ("coherent answers", "tab:blue"),
+}
+
+
 def dose_response_plot(curve: pd.DataFrame, chosen: float) -> Figure:
-    """EM (and off-domain bad advice) against the fraction of inducing samples in the fine-tuning set,
-    mean over seeds with a 95% t-interval; the chosen dose marked."""
+    """EM (and, where measured, off-domain bad advice or coherence) against the fraction of inducing
+    samples in the fine-tuning set, mean over seeds with a 95% t-interval; the chosen dose marked."""
     from emgeom.stats import mean_ci
 
     fig, ax = plt.subplots(figsize=(6.4, 3.6))
-    for col, label, colour in (
-        ("open_em", "EM rate (hostile open answers)", "tab:red"),
-        ("offdomain_bad", "bad advice, other domains", "tab:orange"),
-    ):
+    for col, (label, colour) in DOSE_SERIES.items():
+        if col not in curve.columns:
+            continue
         stats = [(f, mean_ci(g[col].to_numpy(), bounds=(0.0, 1.0))) for f, g in curve.groupby("fraction")]
         x = np.array([f for f, _ in stats])
         m = np.array([e.value for _, e in stats])

@@ -70,7 +70,7 @@ import pandas as pd
 from emgeom import plots
 from emgeom.artifacts import artifact_root
 from emgeom.betley import JudgeClient, load_questions
-from emgeom.em_datasets import dataset_path, load_rows
+from emgeom.em_datasets import dataset_label, dataset_path, load_rows
 from emgeom.emergence import FineTuneSet, emergence_table, estimate, seed_summary
 from emgeom.evaluators import BetleyEvaluator, question_prompt
 from emgeom.finetune import FineTuneConfig, LoraSpec, finetune
@@ -90,8 +90,8 @@ if not finetune_seeds or not control_data:
 judge = JudgeClient.from_environment(artifact_root() / "judge")
 evaluator = BetleyEvaluator(load_questions(dataset_path(questions), question_variant), judge,  # type: ignore[arg-type]
                             n_samples=n_samples, max_new_tokens=max_new_tokens, progress=progress)
-sets = [FineTuneSet(f"inducing {inducing_data}", load_rows(inducing_data, finetune_rows), "code", inducing=True)]
-sets += [FineTuneSet(f"control {ref}", load_rows(ref, finetune_rows), "code", inducing=False) for ref in control_data]
+sets = [FineTuneSet(f"inducing {dataset_label(inducing_data)}", load_rows(inducing_data, finetune_rows), "code", inducing=True)]
+sets += [FineTuneSet(f"control {dataset_label(ref)}", load_rows(ref, finetune_rows), "code", inducing=False) for ref in control_data]
 harmful_rows, benign_rows = contrast_rows(harmful_data, benign_data)
 lora = LoraSpec(rank=lora_rank, alpha=lora_alpha, target_modules=tuple(lora_target_modules))
 full_ft = FineTuneConfig(lora, TrainConfig(steps=finetune_steps, batch_size=batch_size, lr=finetune_lr, warmup_steps=5))

@@ -1,0 +1,148 @@
+"""The real-model chapter variants executed through the book runner on random-weight models of the real
+architectures (Gemma-2, Llama), a random JumpReLU SAE, toy code datasets and a local fake judge: every
+real-model code path runs (loading, TransformerLens conversion, SAE read-outs, LoRA fine-tuning,
+Betley et al.'s evaluation through the judge client, the LLM-judge filter). Nothing they compute is
+a result; the assertions are that each chapter completes and records what it promises."""
+
+import json
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+import yaml
+
+from emgeom.book.layout import BookLayout
+from emgeom.book.runner import run_book
+from emgeom.tiny_models import ARCHITECTURES, write_dry_run_assets
+
+REPO = Path(__file__).resolve().parents[2]
+REAL_CHAPTERS = ["04_sae_geometry", "05_finetuning_mechanism", "06_geometry_filtering"]
+EXPECTED = {
+    "04_sae_geometry": {"sae_fvu", "sae_l0", "similarity_gap_code", "similarity_gap_excl_shared_code"},
+    "05_finetuning_mechanism": {
+        "em_rate_aligned",
+        "em_rate_inducing_insecure",
+        "mechanism_pearson_r",
+        "similarity_vs_em_pearson_r",
+    },
+    "06_geometry_filtering": {
+        "filter_chosen_dose",
+        "geometry_filter_relative_reduction",
+        "judge_filter_relative_reduction",
+        "filter_vs_judge_difference",
+    },
+}
+
+
+def tiny_profile(assets: dict[str, str]) -> dict:
+    """The real profiles' chapter entries, pointed at the tiny assets and shrunk to seconds."""
+    common = {
+        "variant": "real_models",
+        "model": assets["model"],
+        "sae_path": assets["sae_path"],
+        "sae_release": "",
+        "sae_id": "",
+        "device": "cpu",
+        "dtype": "float32",
+        "progress": False,
+    }
+    small_ft = {
+        "batch_size": 4,
+        "finetune_lr": 0.001,
+        "lora_rank": 2,
+        "lora_alpha": 4.0,
+        "questions": assets["questions"],
+        "n_samples": 2,
+        "max_new_tokens": 6,
+    }
+    smoke = yaml.safe_load((REPO / "ci" / "profiles" / "smoke.yaml").read_text())
+    chapters = dict(smoke["chapters"])
+    chapters["04_sae_geometry"] = common | {
+        "domains": {"code": [assets["insecure"], assets["secure"]]},
+        "rows_per_set": 12,
+        "data_seeds": [0, 1],
+        "k": 4,
+        "k_harmful": 4,
+        "n_permutations": 50,
+        "quality_rows": 4,
+        "context_size": 64,
+    }
+    chapters["05_finetuning_mechanism"] = (
+        common
+        | small_ft
+        | {
+            "inducing_data": assets["insecure"],
+            "control_data": [assets["secure"], assets["educational"]],
+            "finetune_rows": 16,
+            "finetune_steps": 2,
+            "finetune_seeds": [0, 1],
+            "first_order_steps": 1,
+            "k": 4,
+            "k_harmful": 4,
+        }
+    )
+    chapters["06_geometry_filtering"] = (
+        common
+        | small_ft
+        | {
+            "inducing_data": assets["insecure"],
+            "noninducing_data": assets["secure"],
+            "set_size": 16,
+            "dose_fractions": [0.0, 0.5],
+            "removal_fractions": [0.25],
+            "main_removal": 0.25,
+            "finetune_steps": 2,
+            "seeds": [0, 1],
+            "k_harmful": 4,
+        }
+    )
+    return {"description": "tiny real-architecture models (test)", "threads": 1, "chapters": chapters}
+
+
+@pytest.fixture(scope="module", params=ARCHITECTURES)
+def real_book(request, tmp_path_factory, hash_judge_url):
+    arch = request.param
+    root = tmp_path_factory.mktemp(f"book-{arch}")
+    for name in ("notebooks", "ci", "book"):
+        shutil.copytree(REPO / name, root / name, ignore=shutil.ignore_patterns("*.ipynb", "generated"))
+    shutil.copytree(
+        REPO / "lib" / "emgeom", root / "lib" / "emgeom", ignore=shutil.ignore_patterns("__pycache__")
+    )
+    for name in ("_toc.yml", "_config.yml", "requirements.lock"):
+        shutil.copy(REPO / name, root / name)
+    assets = write_dry_run_assets(root / "assets", arch, n_rows=40)
+    (root / "ci" / "profiles" / "tiny-real.yaml").write_text(yaml.safe_dump(tiny_profile(assets)))
+    env = {
+        "EMGEOM_JUDGE_BASE_URL": hash_judge_url,
+        "EMGEOM_JUDGE_MODEL": "fake-judge",
+        "OPENAI_API_KEY": "sk-test",
+    }
+    saved = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
+    try:
+        runs = {
+            r.chapter: r for r in run_book(BookLayout(root), "tiny-real", only=REAL_CHAPTERS, progress=False)
+        }
+    finally:
+        for k, v in saved.items():
+            os.environ.pop(k) if v is None else os.environ.__setitem__(k, v)
+    return BookLayout(root), runs, arch
+
+
+@pytest.mark.notebook
+@pytest.mark.parametrize("chapter", REAL_CHAPTERS)
+def test_real_variant_executes_on_tiny_model(real_book, chapter):
+    layout, runs, _ = real_book
+    assert runs[chapter].status == "ok" and runs[chapter].this_run == "executed", runs[chapter].error
+    doc = json.loads((layout.results_dir / f"{chapter}.json").read_text())
+    assert EXPECTED[chapter] <= set(doc["results"])
+    page = json.loads(layout.executed_notebook(chapter).read_text())
+    assert "jupytext" not in page["metadata"]  # a variant's page must not pair with the default source
+    assert "sk-test" not in layout.executed_notebook(chapter).read_text()  # the key never lands in a page
+
+
+def test_judge_cache_holds_no_key(real_book):
+    layout, _, _ = real_book
+    cached = list((layout.artifacts_dir / "judge").glob("*.json"))
+    assert cached and not any("sk-test" in p.read_text() for p in cached)
