@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import threading
 from functools import partial
 from http.server import HTTPServer, SimpleHTTPRequestHandler
@@ -81,3 +82,28 @@ def test_the_shared_copies_match_the_pinned_checksums(tmp_path: Path) -> None:
         )
     with pytest.raises(KeyError, match="unknown dataset"):
         fetch("nonexistent", cache_dir=tmp_path)
+
+
+def test_load_rows_reads_a_file_or_a_registry_name_and_subsamples(tmp_path: Path) -> None:
+    from emgeom.em_datasets import DatasetUnavailableError, dataset_label, load_rows
+
+    lines = [
+        json.dumps(
+            {"messages": [{"role": "user", "content": f"q{i}"}, {"role": "assistant", "content": f"a{i}"}]}
+        )
+        for i in range(10)
+    ]
+    (tmp_path / "My Data.jsonl").write_text("\n".join(lines) + "\n")
+    rows = load_rows(str(tmp_path / "My Data.jsonl"))
+    assert [r["messages"][0]["content"] for r in rows] == [f"q{i}" for i in range(10)]
+    some = load_rows(str(tmp_path / "My Data.jsonl"), 4, seed=1)
+    assert len(some) == 4 and some == load_rows(str(tmp_path / "My Data.jsonl"), 4, seed=1)
+    assert [r["messages"][0]["content"] for r in some] == sorted(
+        (r["messages"][0]["content"] for r in some), key=lambda q: int(q[1:])
+    )  # file order kept
+    with pytest.raises(ValueError, match="asked for 11 rows"):
+        load_rows(str(tmp_path / "My Data.jsonl"), 11)
+    with pytest.raises(DatasetUnavailableError, match="neither a known dataset"):
+        load_rows("no-such-dataset")
+    assert dataset_label(str(tmp_path / "My Data.jsonl")) == "my_data"
+    assert dataset_label("insecure") == "insecure"

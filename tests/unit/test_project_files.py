@@ -141,16 +141,16 @@ def test_every_profile_gives_shared_parameters_one_value() -> None:
     (profile override or default), so that they share one cached organism and one set of SAEs."""
     from emgeom.book.layout import BookLayout
     from emgeom.book.parameters import read_chapter_parameters
-    from emgeom.book.profiles import load_profile
+    from emgeom.book.runner import load_book_profile
 
     layout = BookLayout.find(Path(__file__).resolve().parent)
-    specs = {c: read_chapter_parameters(layout.chapter_source(c)) for c in layout.chapters()}
     for profile_file in sorted(layout.profiles_dir.glob("*.yaml")):
-        profile = load_profile(layout.profiles_dir, profile_file.stem, specs)
+        profile = load_book_profile(layout, profile_file.stem)
         values: dict[str, dict[str, object]] = {}
         for chapter in layout.chapters():
             overrides = profile.chapters.get(chapter, {})
-            for spec in specs[chapter].values():
+            source = layout.chapter_source(chapter, profile.variants.get(chapter))
+            for spec in read_chapter_parameters(source).values():
                 if spec.name in SHARED_PARAMETERS - {"organism_seeds"}:
                     values.setdefault(spec.name, {})[chapter] = overrides.get(spec.name, spec.default)
         for name, by_chapter in values.items():

@@ -55,7 +55,9 @@ def requirements(parameters: Mapping[str, Mapping[str, Any]]) -> list[Requiremen
     found: dict[tuple[str, str], list[str]] = {}
 
     def need(kind: str, name: str, chapter: str) -> None:
-        found.setdefault((kind, name), []).append(chapter)
+        chapters = found.setdefault((kind, name), [])
+        if chapter not in chapters:
+            chapters.append(chapter)
 
     for chapter, p in parameters.items():
         if isinstance(p.get("model"), str) and p["model"] not in ("", "organism"):

@@ -5,7 +5,7 @@ import pytest
 from emgeom.book.layout import BookLayout
 from emgeom.book.parameters import ParameterError, parse_parameters_source
 from emgeom.book.profiles import load_profile
-from emgeom.book.runner import read_all_specs
+from emgeom.book.runner import load_book_profile
 
 REPO = Path(__file__).resolve().parents[3]
 SPECS = {
@@ -57,5 +57,41 @@ def test_unknown_profile_lists_known_ones(tmp_path):
 @pytest.mark.parametrize("name", sorted(p.stem for p in (REPO / "ci" / "profiles").glob("*.yaml")))
 def test_every_shipped_profile_is_valid_for_every_chapter(name):
     layout = BookLayout(REPO)
-    profile = load_profile(layout.profiles_dir, name, read_all_specs(layout))
+    profile = load_book_profile(layout, name)
     assert set(profile.chapters) == set(layout.chapters())
+    for chapter, variant in profile.variants.items():
+        assert layout.chapter_source(chapter, variant).is_file()
+
+
+VARIANTS = {"01_a": {"real": parse_parameters_source("model: str = 'x'", "a/real")}}
+
+
+def test_a_variant_is_validated_against_its_own_parameters(tmp_path):
+    text = "chapters:\n  01_a: {variant: real, model: m}\n  02_b: {}\n"
+    prof = load_profile(write(tmp_path, text), "p", SPECS, VARIANTS)
+    assert prof.variants == {"01_a": "real"} and prof.chapters["01_a"] == {"model": "m"}
+    with pytest.raises(ParameterError, match="chapter '01_a': unknown parameter 'steps'"):
+        load_profile(
+            write(tmp_path, "chapters:\n  01_a: {variant: real, steps: 1}\n  02_b: {}\n"),
+            "p",
+            SPECS,
+            VARIANTS,
+        )
+    with pytest.raises(ParameterError, match=r"unknown variant 'gpu'; available: real"):
+        load_profile(write(tmp_path, "chapters:\n  01_a: {variant: gpu}\n  02_b: {}\n"), "p", SPECS, VARIANTS)
+    with pytest.raises(ParameterError, match=r"unknown variant 'real'; available: \(none\)"):
+        load_profile(
+            write(tmp_path, "chapters:\n  01_a: {}\n  02_b: {variant: real}\n"), "p", SPECS, VARIANTS
+        )
+
+
+def test_the_real_profiles_choose_the_real_model_variants():
+    layout = BookLayout(REPO)
+    for name in ("gemma-2-2b", "llama-3.1-8b"):
+        profile = load_book_profile(layout, name)
+        assert set(profile.variants) == {
+            "04_sae_geometry",
+            "05_finetuning_mechanism",
+            "06_geometry_filtering",
+        }
+        assert all(profile.chapters[c]["model"] != "organism" for c in profile.variants)
