@@ -9,7 +9,13 @@ from pathlib import Path
 from emgeom.book.layout import BookLayout
 from emgeom.book.parameters import ParameterError
 from emgeom.book.preflight import PreflightError
-from emgeom.book.runner import ChapterFailed, load_book_profile, read_all_specs, run_book
+from emgeom.book.runner import (
+    ChapterFailed,
+    load_book_profile,
+    read_all_specs,
+    read_variant_specs,
+    run_book,
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -35,10 +41,15 @@ def main(argv: list[str] | None = None) -> int:
     try:
         layout = BookLayout.find(args.root)
         if args.command == "list":
+            variants = read_variant_specs(layout)
             for chapter, specs in read_all_specs(layout).items():
                 print(chapter)
                 for spec in specs.values():
                     print(f"    {spec.name}: {spec.type} = {spec.default!r}")
+                for variant, vspecs in variants.get(chapter, {}).items():
+                    print(f"  variant {variant} (notebooks/{variant}/{chapter}.py)")
+                    for spec in vspecs.values():
+                        print(f"    {spec.name}: {spec.type} = {spec.default!r}")
             return 0
         if args.command == "check":
             load_book_profile(layout, args.profile)
