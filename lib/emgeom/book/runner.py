@@ -333,6 +333,7 @@ def write_report(layout: BookLayout, profile: Profile, runs: list[ChapterRun]) -
     returns the report."""
     from emgeom.book.scorecard import render_scorecard
     from emgeom.book.status_page import render_build_status
+    from emgeom.book.workload import render_workload
 
     report = {
         "profile": profile.name,
@@ -348,4 +349,5 @@ def write_report(layout: BookLayout, profile: Profile, runs: list[ChapterRun]) -
     results = results_mod.load_results(layout.results_dir)
     atomic_write_text(layout.generated_dir / "build_status.md", render_build_status(report, results))
     atomic_write_text(layout.generated_dir / "scorecard.md", render_scorecard(results, profile.name))
+    atomic_write_text(layout.generated_dir / "workload.md", render_workload(layout))
     return report
