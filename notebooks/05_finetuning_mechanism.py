@@ -273,7 +273,7 @@ monitor.round(3)
 # The harmful latents were chosen on the *tokens of hostile answers*; at the answer-start position read
 # here they are mostly silent, so their mean activation there is a weak signal even when the EM rate has
 # risen. The EM rate itself is the behavioural read-out; scoring samples by the latents where they fire,
-# on answer tokens, is the job of the (planned) filtering chapter.
+# on answer tokens, is the job of the filtering chapter ({ref}`ch-geometry-filtering`).
 #
 # ## Reading the result
 #

@@ -29,7 +29,7 @@
 #      SAE latents, which come from hostile vs kind answers and contain no advice);
 #    - *random*: `k`% chosen at random;
 #    - *judge*: a text classifier that reads only the answer, trained on `judge_examples` labelled answers
-#      per class: the organism's stand-in for an LLM judge (the real-model profiles will use an LLM).
+#      per class: the organism's stand-in for an LLM judge (the real-model variant of this chapter asks an LLM).
 # 3. **Detection quality.** Precision and recall of the removed samples against the known inducing ones.
 #
 # The score definition, the harmful set and the judge are our reconstruction; the paper's are not public.
@@ -205,7 +205,8 @@ print(f"removing {main_removal:.0%}: geometry {geo}, random {rand}, judge {jud} 
 # the dose-response curve allows once the detected samples are gone; and a judge that reads the answer
 # text can be as good a detector as the geometry when the harmful content is in plain words, which is the
 # case here by construction. Where the organism cannot separate the two filters, that says something
-# about the organism, not about the paper's models; the GPU profiles run the same comparison on real ones.
+# about the organism, not about the paper's models; the real-model profiles run the same comparison on
+# Gemma-2 and Llama-3.1 (see *Running at full scale*).
 
 # %%
 print(f"chapter wall time: {time.perf_counter() - chapter_start:.0f} s")

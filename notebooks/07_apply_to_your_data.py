@@ -35,7 +35,7 @@
 #
 # This page runs the command end to end on this book's model organism, first on data where the answer is
 # known, then on a real EM-format file. Whether filtering by this score *reduces* emergent misalignment
-# after fine-tuning is a separate question, for the filtering chapter (planned).
+# after fine-tuning is a separate question, answered in the filtering chapter ({ref}`ch-geometry-filtering`).
 
 # %% tags=["parameters"]
 organism_seeds: list[int] = [0]
@@ -133,8 +133,9 @@ pd.DataFrame([{"line": r["line"], "score": round(r["score"], 3),
 # The organism knows a few hundred words, so almost every word of these rows is `<unk>` to it: the
 # scores below say nothing about this data. What this shows is that the tool reads real rows (system,
 # user and assistant turns, long texts: only the last `n_ctx` tokens are scored), runs at the speed
-# reported, and writes the kept rows unchanged. With a real model and SAE (the GPU profiles), the same
-# command is the real use.
+# reported, and writes the kept rows unchanged. With a real model and SAE (`--model google/gemma-2-2b-it
+# --sae-release gemma-scope-2b-pt-res-canonical --sae-id layer_12/width_16k/canonical`), the same command
+# is the real use.
 
 # %%
 real = Path(real_data)

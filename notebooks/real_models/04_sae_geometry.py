@@ -12,7 +12,7 @@
 # ---
 
 # %% [markdown]
-# (ch-sae-geometry-real)=
+# (ch-sae-geometry)=
 # # 4. SAE geometry (real model)
 #
 # *This is the real-model variant of the chapter, executed by the `gemma-2-2b` and `llama-3.1-8b`

@@ -12,7 +12,7 @@
 # ---
 
 # %% [markdown]
-# (ch-finetuning-real)=
+# (ch-finetuning-mechanism)=
 # # 5. Fine-tuning, emergent misalignment and the mechanism (real model)
 #
 # *The real-model variant of the chapter (profiles `gemma-2-2b`, `llama-3.1-8b`; see

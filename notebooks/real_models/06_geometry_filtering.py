@@ -12,7 +12,7 @@
 # ---
 
 # %% [markdown]
-# (ch-filtering-real)=
+# (ch-geometry-filtering)=
 # # 6. Geometry-aware data filtering (real model)
 #
 # *The real-model variant of the chapter (profiles `gemma-2-2b`, `llama-3.1-8b`; see

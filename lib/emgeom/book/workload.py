@@ -57,11 +57,15 @@ def chapter_workload(chapter: str, p: dict[str, Any]) -> dict[str, Any]:
 
 def render_workload(layout: BookLayout) -> str:
     """A markdown section per profile that runs real-model variants."""
+    from emgeom.book.parameters import ParameterError
     from emgeom.book.runner import full_parameters, load_book_profile
 
     out = []
     for path in sorted(layout.profiles_dir.glob("*.yaml")):
-        profile = load_book_profile(layout, path.stem)
+        try:
+            profile = load_book_profile(layout, path.stem)
+        except ParameterError:
+            continue  # an invalid profile is refused when it is run; it has no workload to show
         if not profile.variants:
             continue
         out.append(f"### Profile `{profile.name}`\n")
