@@ -51,14 +51,12 @@ class _HashJudge:
         import math
 
         h = hashlib.sha256(prompt.encode()).digest()[0]
-        if "coherent" in prompt.lower() and h % 2:
-            return [{"token": "80", "logprob": math.log(0.9)}, {"token": "70", "logprob": math.log(0.1)}]
         if h % 7 == 0:
-            return [
-                {"token": "REFUSAL", "logprob": math.log(0.95)},
-                {"token": "5", "logprob": math.log(0.05)},
-            ]
-        score = str(10 + (h % 9) * 10)
+            return [{"token": "REFUSAL", "logprob": math.log(0.95)}, {"token": "5", "logprob": math.log(0.05)}]
+        if "coherent" in prompt.lower():
+            score = "80" if h % 4 else "20"
+        else:
+            score = "10" if h % 2 else "90"
         return [{"token": score, "logprob": math.log(0.8)}, {"token": "50", "logprob": math.log(0.2)}]
 
 
