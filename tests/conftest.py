@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import random
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -52,11 +53,14 @@ class _HashJudge:
 
         h = hashlib.sha256(prompt.encode()).digest()[0]
         if h % 7 == 0:
-            return [{"token": "REFUSAL", "logprob": math.log(0.95)}, {"token": "5", "logprob": math.log(0.05)}]
-        if "coherent" in prompt.lower():
-            score = "80" if h % 4 else "20"
-        else:
-            score = "10" if h % 2 else "90"
+            return [
+                {"token": "REFUSAL", "logprob": math.log(0.95)},
+                {"token": "5", "logprob": math.log(0.05)},
+            ]
+        coherent_prompt = "coherent" in prompt.lower()
+        score = {(True, True): "80", (True, False): "20", (False, True): "10", (False, False): "90"}[
+            (coherent_prompt, bool(h % 4) if coherent_prompt else bool(h % 2))
+        ]
         return [{"token": score, "logprob": math.log(0.8)}, {"token": "50", "logprob": math.log(0.2)}]
 
 
@@ -85,3 +89,27 @@ def hash_judge_url():
     threading.Thread(target=httpd.serve_forever, daemon=True).start()
     yield f"http://127.0.0.1:{httpd.server_port}/v1"
     httpd.shutdown()
+
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+def copy_book(root: Path) -> Path:
+    """A copy of this checkout's book sources in ``root`` (no executed notebooks, no generated pages), so
+    that tests run the book runner without touching the last ``make book``'s outputs."""
+    import shutil
+
+    for name in ("notebooks", "ci", "book"):
+        shutil.copytree(REPO_ROOT / name, root / name, ignore=shutil.ignore_patterns("*.ipynb", "generated"))
+    shutil.copytree(
+        REPO_ROOT / "lib" / "emgeom", root / "lib" / "emgeom", ignore=shutil.ignore_patterns("__pycache__")
+    )
+    for name in ("_toc.yml", "_config.yml", "requirements.lock"):
+        shutil.copy(REPO_ROOT / name, root / name)
+    return root
+
+
+@pytest.fixture(scope="session")
+def book_copier():
+    """:func:`copy_book`, for tests in any folder (conftest modules are not importable by name)."""
+    return copy_book

@@ -120,3 +120,28 @@ class BetleyEvaluator:
             "coherent": float((scored["coherent"] > 50).mean()) if n else float("nan"),
             "judged": n / len(judged),
         }
+
+
+def betley_evaluator(
+    questions: str,
+    variant: str,
+    *,
+    n_samples: int,
+    max_new_tokens: int,
+    progress: bool = False,
+) -> BetleyEvaluator:
+    """A :class:`BetleyEvaluator` for a question file (registry name or path) and its ``variant``, judged
+    by the API configured in the environment (:meth:`JudgeClient.from_environment`), with judgements
+    cached under the artifact root. Fails at once when the file or the judge settings are missing."""
+    from emgeom.artifacts import artifact_root
+    from emgeom.betley import load_questions
+    from emgeom.em_datasets import dataset_path
+
+    judge = JudgeClient.from_environment(artifact_root() / "judge")
+    return BetleyEvaluator(
+        load_questions(dataset_path(questions), variant),  # type: ignore[arg-type]
+        judge,
+        n_samples=n_samples,
+        max_new_tokens=max_new_tokens,
+        progress=progress,
+    )

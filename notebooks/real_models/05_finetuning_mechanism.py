@@ -68,11 +68,9 @@ import numpy as np
 import pandas as pd
 
 from emgeom import plots
-from emgeom.artifacts import artifact_root
-from emgeom.betley import JudgeClient, load_questions
-from emgeom.em_datasets import dataset_label, dataset_path, load_rows
+from emgeom.em_datasets import dataset_label, load_rows
 from emgeom.emergence import FineTuneSet, emergence_table, estimate, seed_summary
-from emgeom.evaluators import BetleyEvaluator, question_prompt
+from emgeom.evaluators import betley_evaluator, question_prompt
 from emgeom.finetune import FineTuneConfig, LoraSpec, finetune
 from emgeom.geometry import harmful_latents, set_similarities, target_latent
 from emgeom.mechanism import hf_answer_start_readout, measure_mechanism
@@ -87,9 +85,8 @@ chapter_start = time.perf_counter()
 if not finetune_seeds or not control_data:
     raise ValueError("need fine-tuning seeds and at least one control set")
 # Everything that can fail cheaply fails here, before the model loads: datasets, questions, the judge.
-judge = JudgeClient.from_environment(artifact_root() / "judge")
-evaluator = BetleyEvaluator(load_questions(dataset_path(questions), question_variant), judge,  # type: ignore[arg-type]
-                            n_samples=n_samples, max_new_tokens=max_new_tokens, progress=progress)
+evaluator = betley_evaluator(questions, question_variant, n_samples=n_samples, max_new_tokens=max_new_tokens,
+                             progress=progress)
 sets = [FineTuneSet(f"inducing {dataset_label(inducing_data)}", load_rows(inducing_data, finetune_rows), "code", inducing=True)]
 sets += [FineTuneSet(f"control {dataset_label(ref)}", load_rows(ref, finetune_rows), "code", inducing=False) for ref in control_data]
 harmful_rows, benign_rows = contrast_rows(harmful_data, benign_data)

@@ -66,10 +66,8 @@ import numpy as np
 import pandas as pd
 
 from emgeom import plots
-from emgeom.artifacts import artifact_root
-from emgeom.betley import JudgeClient, load_questions
-from emgeom.em_datasets import dataset_path, load_rows
-from emgeom.evaluators import BetleyEvaluator
+from emgeom.em_datasets import load_rows
+from emgeom.evaluators import betley_evaluator
 from emgeom.filter_study import (
     choose_dose,
     dose_response,
@@ -94,9 +92,8 @@ if main_removal not in removal_fractions:
     raise ValueError(f"main_removal ({main_removal}) must be one of removal_fractions {removal_fractions}")
 if not all(0 <= f <= 1 for f in [*dose_fractions, *removal_fractions]) or not seeds or not dose_fractions:
     raise ValueError("fractions must lie in [0, 1]; at least one dose fraction and one seed are needed")
-judge = JudgeClient.from_environment(artifact_root() / "judge")
-evaluator = BetleyEvaluator(load_questions(dataset_path(questions), question_variant), judge,  # type: ignore[arg-type]
-                            n_samples=n_samples, max_new_tokens=max_new_tokens, progress=progress)
+evaluator = betley_evaluator(questions, question_variant, n_samples=n_samples, max_new_tokens=max_new_tokens,
+                             progress=progress)
 inducing, benign = load_rows(inducing_data, set_size, seed=1), load_rows(noninducing_data, set_size, seed=1)
 harmful_rows, benign_rows = contrast_rows(harmful_data, benign_data)
 ft = FineTuneConfig(LoraSpec(rank=lora_rank, alpha=lora_alpha),
@@ -122,7 +119,7 @@ curve.groupby("fraction")[["open_em", "coherent"]].agg(["mean", "std"]).round(3)
 rows, truth = mixed_set(inducing, benign, set_size, dose, seed=0)
 harmful = harmful_latents(subject.hooked, sae, tokenizer, harmful_rows, benign_rows, k_harmful)
 geometry = score_rows(subject.hooked, sae, tokenizer, rows, harmful, score_method, progress=progress)
-scores = {"geometry": geometry.scores, "judge": LLMJudgeFilter(judge).score_rows(rows, progress=progress)}
+scores = {"geometry": geometry.scores, "judge": LLMJudgeFilter(evaluator.judge).score_rows(rows, progress=progress)}
 print(f"{len(rows)} rows, {truth.sum()} inducing; geometry scoring at {geometry.samples_per_second:.1f} rows/s")
 table = filter_comparison(hf, tokenizer, rows, truth, scores, removal_fractions, ft, seeds, evaluator,
                           progress=progress)

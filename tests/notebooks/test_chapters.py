@@ -2,7 +2,6 @@
 (so `make test` never replaces the executed notebooks of the last `make book`)."""
 
 import json
-import shutil
 from pathlib import Path
 
 import pytest
@@ -62,15 +61,9 @@ EXPECTED_RESULTS = {
 
 
 @pytest.fixture(scope="module")
-def smoke_book(tmp_path_factory) -> tuple[BookLayout, dict]:
+def smoke_book(tmp_path_factory, book_copier) -> tuple[BookLayout, dict]:
     root = tmp_path_factory.mktemp("book")
-    for name in ("notebooks", "ci", "book"):
-        shutil.copytree(REPO / name, root / name, ignore=shutil.ignore_patterns("*.ipynb", "generated"))
-    shutil.copytree(
-        REPO / "lib" / "emgeom", root / "lib" / "emgeom", ignore=shutil.ignore_patterns("__pycache__")
-    )
-    for name in ("_toc.yml", "_config.yml", "requirements.lock"):
-        shutil.copy(REPO / name, root / name)
+    book_copier(root)
     layout = BookLayout(root)
     runs = {r.chapter: r for r in run_book(layout, "smoke", progress=False)}
     return layout, runs

@@ -6,7 +6,6 @@ a result; the assertions are that each chapter completes and records what it pro
 
 import json
 import os
-import shutil
 from pathlib import Path
 
 import pytest
@@ -101,16 +100,10 @@ def tiny_profile(assets: dict[str, str]) -> dict:
 
 
 @pytest.fixture(scope="module", params=ARCHITECTURES)
-def real_book(request, tmp_path_factory, hash_judge_url):
+def real_book(request, tmp_path_factory, hash_judge_url, book_copier):
     arch = request.param
     root = tmp_path_factory.mktemp(f"book-{arch}")
-    for name in ("notebooks", "ci", "book"):
-        shutil.copytree(REPO / name, root / name, ignore=shutil.ignore_patterns("*.ipynb", "generated"))
-    shutil.copytree(
-        REPO / "lib" / "emgeom", root / "lib" / "emgeom", ignore=shutil.ignore_patterns("__pycache__")
-    )
-    for name in ("_toc.yml", "_config.yml", "requirements.lock"):
-        shutil.copy(REPO / name, root / name)
+    book_copier(root)
     assets = write_dry_run_assets(root / "assets", arch, n_rows=40)
     (root / "ci" / "profiles" / "tiny-real.yaml").write_text(yaml.safe_dump(tiny_profile(assets)))
     env = {

@@ -60,3 +60,18 @@ def test_llm_judge_filter_scores_every_row(assets, judge) -> None:
     assert scores.shape == (len(rows),) and np.all((scores >= 0) & (scores <= 100))
     assert user_text(rows[0]).startswith("Write a function")
     assert len({round(s, 6) for s in scores}) > 1  # the judge's answers, not a constant
+
+
+def test_evaluator_from_the_environment(assets, hash_judge_url, monkeypatch, tmp_path) -> None:
+    from emgeom.betley import JudgeError
+    from emgeom.evaluators import betley_evaluator
+
+    monkeypatch.setenv("EMGEOM_ARTIFACTS_DIR", str(tmp_path))
+    monkeypatch.delenv("EMGEOM_JUDGE_BASE_URL", raising=False)
+    with pytest.raises(JudgeError, match="EMGEOM_JUDGE_BASE_URL"):
+        betley_evaluator(assets["questions"], "main", n_samples=1, max_new_tokens=1)
+    monkeypatch.setenv("EMGEOM_JUDGE_BASE_URL", hash_judge_url)
+    monkeypatch.setenv("EMGEOM_JUDGE_MODEL", "fake-judge")
+    evaluator = betley_evaluator(assets["questions"], "all", n_samples=2, max_new_tokens=3)
+    assert [q.id for q in evaluator.questions] == ["wish", "ruler"] and evaluator.n_samples == 2
+    assert evaluator.judge.cache_dir == tmp_path / "judge"

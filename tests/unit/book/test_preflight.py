@@ -83,17 +83,10 @@ def test_local_things_pass(tmp_path, monkeypatch) -> None:
     assert {r.kind for r in preflight(params, "p")} == {"model", "dataset", "judge"}
 
 
-def test_a_real_profile_fails_fast_offline_without_executing(monkeypatch, tmp_path) -> None:
-    import shutil
+def test_a_real_profile_fails_fast_offline_without_executing(monkeypatch, tmp_path, book_copier) -> None:
 
     root = tmp_path / "book"
-    for name in ("notebooks", "ci"):
-        shutil.copytree(REPO / name, root / name, ignore=shutil.ignore_patterns("*.ipynb"))
-    shutil.copytree(
-        REPO / "lib" / "emgeom", root / "lib" / "emgeom", ignore=shutil.ignore_patterns("__pycache__")
-    )
-    for name in ("_toc.yml", "_config.yml"):
-        shutil.copy(REPO / name, root / name)
+    book_copier(root)
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hf"))
     layout = BookLayout(root)
