@@ -71,15 +71,17 @@ import pandas as pd
 from emgeom import plots
 from emgeom.evaluators import OrganismEvaluator
 from emgeom.filter_study import (
+    check_study_parameters,
     choose_dose,
     dose_response,
     filter_comparison,
+    filter_summary,
     mixed_set,
     reduction_difference,
     relative_reduction,
     saturation_fraction,
 )
-from emgeom.filtering import SCORE_METHODS, score_rows
+from emgeom.filtering import score_rows
 from emgeom.finetune import FineTuneConfig, LoraSpec
 from emgeom.geometry import harmful_latents
 from emgeom.judges import BagOfWordsJudge, answer_text
@@ -96,12 +98,7 @@ configure_threads()
 chapter_start = time.perf_counter()
 if domain not in language.DOMAINS:
     raise ValueError(f"domain must be one of {language.DOMAINS}, got {domain!r}")
-if score_method not in SCORE_METHODS:
-    raise ValueError(f"score_method must be one of {SCORE_METHODS}, got {score_method!r}")
-if main_removal not in removal_fractions:
-    raise ValueError(f"main_removal ({main_removal}) must be one of removal_fractions {removal_fractions}")
-if not all(0 <= f <= 1 for f in [*dose_fractions, *removal_fractions]) or not seeds:
-    raise ValueError("fractions must lie in [0, 1], and at least one seed is needed")
+check_study_parameters(score_method, dose_fractions, removal_fractions, main_removal, seeds)
 ft = FineTuneConfig(LoraSpec(rank=lora_rank, alpha=2.0 * lora_rank),
                     TrainConfig(steps=finetune_steps, batch_size=16, lr=finetune_lr, warmup_steps=10))
 evaluate = OrganismEvaluator(SamplingConfig(n_samples=n_samples), domain)
@@ -165,15 +162,7 @@ table = filter_comparison(model, tokenizer, rows, truth, scores, removal_fractio
 plots.filter_curves(table);
 
 # %%
-summary = []
-for method in ("geometry", "random", "judge"):
-    for fraction in removal_fractions:
-        rr = relative_reduction(table, method, fraction)
-        sub = table[(table["method"] == method) & np.isclose(table["fraction"], fraction)]
-        summary.append({"method": method, "removed": fraction, "EM": sub["open_em"].mean(),
-                        "relative reduction": rr.value, "rr lo": rr.lo, "rr hi": rr.hi,
-                        "precision": sub["precision"].mean(), "recall": sub["recall"].mean()})
-summary = pd.DataFrame(summary)
+summary = filter_summary(table, removal_fractions)
 print(f"unfiltered EM: {table[table['method'] == 'none']['open_em'].mean():.3f} over {len(seeds)} seeds")
 summary.round(3)
 

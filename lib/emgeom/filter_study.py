@@ -159,3 +159,50 @@ def reduction_difference(table: pd.DataFrame, method: str, other: str, fraction:
         (1 - a[s] / base[s]) - (1 - b[s] / base[s]) for s in a.index if s in b.index and base.get(s, 0) > 0
     ]
     return mean_ci(np.array(values))
+
+
+FILTER_METHODS = ("geometry", "random", "judge")
+
+
+def check_study_parameters(
+    score_method: str,
+    dose_fractions: Sequence[float],
+    removal_fractions: Sequence[float],
+    main_removal: float,
+    seeds: Sequence[int],
+) -> None:
+    """Refuse a filtering study's parameters before any work: an unknown score, a main removal fraction
+    that is not swept, fractions outside [0, 1], no dose fraction or no seed."""
+    from emgeom.filtering import SCORE_METHODS
+
+    if score_method not in SCORE_METHODS:
+        raise ValueError(f"score_method must be one of {SCORE_METHODS}, got {score_method!r}")
+    if main_removal not in removal_fractions:
+        raise ValueError(
+            f"main_removal ({main_removal}) must be one of removal_fractions {list(removal_fractions)}"
+        )
+    if not all(0 <= f <= 1 for f in [*dose_fractions, *removal_fractions]) or not seeds or not dose_fractions:
+        raise ValueError("fractions must lie in [0, 1]; at least one dose fraction and one seed are needed")
+
+
+def filter_summary(table: pd.DataFrame, removal_fractions: Sequence[float]) -> pd.DataFrame:
+    """One row per (method, removal fraction) of :func:`filter_comparison`'s table: mean EM, the relative
+    reduction with its interval (:func:`relative_reduction`), and mean precision and recall."""
+    rows = []
+    for method in FILTER_METHODS:
+        for fraction in removal_fractions:
+            rr = relative_reduction(table, method, fraction)
+            sub = table[(table["method"] == method) & np.isclose(table["fraction"], fraction)]
+            rows.append(
+                {
+                    "method": method,
+                    "removed": fraction,
+                    "EM": sub["open_em"].mean(),
+                    "relative reduction": rr.value,
+                    "rr lo": rr.lo,
+                    "rr hi": rr.hi,
+                    "precision": sub["precision"].mean(),
+                    "recall": sub["recall"].mean(),
+                }
+            )
+    return pd.DataFrame(rows)

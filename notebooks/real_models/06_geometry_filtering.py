@@ -62,21 +62,21 @@ progress: bool = True
 # %%
 import time
 
-import numpy as np
-import pandas as pd
-
 from emgeom import plots
 from emgeom.em_datasets import load_rows
 from emgeom.evaluators import betley_evaluator
 from emgeom.filter_study import (
+    FILTER_METHODS,
+    check_study_parameters,
     choose_dose,
     dose_response,
     filter_comparison,
+    filter_summary,
     mixed_set,
     reduction_difference,
     relative_reduction,
 )
-from emgeom.filtering import SCORE_METHODS, score_rows
+from emgeom.filtering import score_rows
 from emgeom.finetune import FineTuneConfig, LoraSpec
 from emgeom.geometry import harmful_latents
 from emgeom.judges import LLMJudgeFilter
@@ -86,12 +86,7 @@ from emgeom.training import TrainConfig, configure_threads
 
 configure_threads()
 chapter_start = time.perf_counter()
-if score_method not in SCORE_METHODS:
-    raise ValueError(f"score_method must be one of {SCORE_METHODS}, got {score_method!r}")
-if main_removal not in removal_fractions:
-    raise ValueError(f"main_removal ({main_removal}) must be one of removal_fractions {removal_fractions}")
-if not all(0 <= f <= 1 for f in [*dose_fractions, *removal_fractions]) or not seeds or not dose_fractions:
-    raise ValueError("fractions must lie in [0, 1]; at least one dose fraction and one seed are needed")
+check_study_parameters(score_method, dose_fractions, removal_fractions, main_removal, seeds)
 evaluator = betley_evaluator(questions, question_variant, n_samples=n_samples, max_new_tokens=max_new_tokens,
                              progress=progress)
 inducing, benign = load_rows(inducing_data, set_size, seed=1), load_rows(noninducing_data, set_size, seed=1)
@@ -127,21 +122,16 @@ plots.filter_curves(table);
 
 # %%
 n = len(seeds)
-summary = []
-for method in ("geometry", "random", "judge"):
-    for fraction in removal_fractions:
-        rr = relative_reduction(table, method, fraction)
-        sub = table[(table["method"] == method) & np.isclose(table["fraction"], fraction)]
-        summary.append({"method": method, "removed": fraction, "EM": sub["open_em"].mean(), "relative reduction": rr.value,
-                        "rr lo": rr.lo, "rr hi": rr.hi, "precision": sub["precision"].mean(), "recall": sub["recall"].mean()})
-        if fraction == main_removal:
-            record(f"{method}_filter_relative_reduction", rr.value, ci=rr.ci, n_seeds=n,
-                   note=f"{method} removal of {main_removal:.0%} at dose {dose:.2f}; the paper reports 34.5% (geometry)")
+summary = filter_summary(table, removal_fractions)
+for method in FILTER_METHODS:
+    rr = relative_reduction(table, method, main_removal)
+    record(f"{method}_filter_relative_reduction", rr.value, ci=rr.ci, n_seeds=n,
+           note=f"{method} removal of {main_removal:.0%} at dose {dose:.2f}; the paper reports 34.5% (geometry)")
 for other in ("random", "judge"):
     diff = reduction_difference(table, "geometry", other, main_removal)
     record(f"filter_vs_{other}_difference", diff.value, ci=diff.ci, n_seeds=n, note="paired by seed")
 print(f"unfiltered EM: {table[table['method'] == 'none']['open_em'].mean():.3f} over {n} seeds")
-pd.DataFrame(summary).round(3)
+summary.round(3)
 
 # %%
 print(f"chapter wall time: {time.perf_counter() - chapter_start:.0f} s")

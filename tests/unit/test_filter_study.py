@@ -7,7 +7,14 @@ import pandas as pd
 import pytest
 
 from emgeom.book.scorecard import render_scorecard
-from emgeom.filter_study import choose_dose, mixed_set, reduction_difference, relative_reduction
+from emgeom.filter_study import (
+    check_study_parameters,
+    choose_dose,
+    filter_summary,
+    mixed_set,
+    reduction_difference,
+    relative_reduction,
+)
 from emgeom.judges import BagOfWordsJudge, answer_text
 from emgeom.organism.datasets import finetune_rows
 
@@ -88,3 +95,48 @@ def test_scorecard_verdicts_follow_the_recorded_numbers() -> None:
     assert "**not run**" in next(v for k, v in rows.items() if k.startswith("Fine-tuning amplifies"))
     assert "**partly**" in next(v for k, v in rows.items() if k.startswith("Removing the samples"))
     assert "20.0% [-10.0%, 50.0%] (CI includes 0) (paper: 34.5%)" in page
+
+
+def test_filter_summary_has_one_row_per_method_and_fraction() -> None:
+    rows = [
+        {
+            "method": "none",
+            "fraction": 0.0,
+            "seed": s,
+            "open_em": 0.5,
+            "precision": float("nan"),
+            "recall": 0.0,
+        }
+        for s in (0, 1)
+    ]
+    for method, em in (("geometry", 0.25), ("random", 0.5), ("judge", 0.4)):
+        rows += [
+            {"method": method, "fraction": 0.3, "seed": s, "open_em": em, "precision": 0.9, "recall": 0.6}
+            for s in (0, 1)
+        ]
+    summary = filter_summary(pd.DataFrame(rows), [0.3]).set_index("method")
+    assert list(summary.index) == ["geometry", "random", "judge"]
+    assert summary.loc["geometry", "relative reduction"] == pytest.approx(0.5)
+    assert summary.loc["random", "relative reduction"] == pytest.approx(0.0)
+    assert summary.loc["judge", "EM"] == pytest.approx(0.4) and summary.loc[
+        "judge", "recall"
+    ] == pytest.approx(0.6)
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("nope", [0.5], [0.3], 0.3, [0]), "score_method must be one of"),
+        (
+            ("harmful_mass", [0.5], [0.3], 0.2, [0]),
+            r"main_removal \(0.2\) must be one of removal_fractions \[0.3\]",
+        ),
+        (("harmful_mass", [1.5], [0.3], 0.3, [0]), r"fractions must lie in \[0, 1\]"),
+        (("harmful_mass", [], [0.3], 0.3, [0]), "at least one dose fraction"),
+        (("harmful_mass", [0.5], [0.3], 0.3, []), "one seed"),
+    ],
+)
+def test_study_parameters_are_refused_before_work(args, message) -> None:
+    with pytest.raises(ValueError, match=message):
+        check_study_parameters(*args)
+    check_study_parameters("harmful_mass", [0.0, 0.5], [0.3], 0.3, [0])
