@@ -114,8 +114,10 @@ def fetch(
     cache_dir: Path | None = None,
     shared_dir: Path | None = None,
     timeout_seconds: float = 60.0,
+    download: bool = True,
 ) -> Path:
-    """A verified local copy of a registry file (by name) or of any :class:`RemoteFile`."""
+    """A verified local copy of a registry file (by name) or of any :class:`RemoteFile`; with
+    ``download=False`` only the cache and the copy beside the checkout count."""
     if isinstance(name_or_file, str):
         if name_or_file not in REGISTRY:
             raise KeyError(f"unknown dataset {name_or_file!r}; known: {sorted(REGISTRY)}")
@@ -130,6 +132,10 @@ def fetch(
         copy = (shared / file.path).read_bytes()
         if file.sha256 is None or _sha256(copy) == file.sha256:
             return _accept(file, copy, target, str(shared / file.path))
+    if not download:
+        raise DatasetUnavailableError(
+            f"{file.path} is neither in the cache ({target}) nor beside the checkout"
+        )
     try:
         with urllib.request.urlopen(file.url, timeout=timeout_seconds) as response:
             data = response.read()
@@ -151,10 +157,12 @@ def clear(name: str, cache_dir: Path | None = None) -> None:
         shutil.rmtree(target.parent)
 
 
-def dataset_path(ref: str, *, cache_dir: Path | None = None, timeout_seconds: float = 60.0) -> Path:
+def dataset_path(
+    ref: str, *, cache_dir: Path | None = None, timeout_seconds: float = 60.0, download: bool = True
+) -> Path:
     """The local file of a dataset reference: a registry name (fetched, see :func:`fetch`) or a path."""
     if ref in REGISTRY:
-        return fetch(ref, cache_dir=cache_dir, timeout_seconds=timeout_seconds)
+        return fetch(ref, cache_dir=cache_dir, timeout_seconds=timeout_seconds, download=download)
     path = Path(ref).expanduser()
     if not path.is_file():
         raise DatasetUnavailableError(

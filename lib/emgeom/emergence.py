@@ -77,36 +77,31 @@ def emergence_table(
             if after_finetune is not None:
                 after_finetune(fs, seed, tuned)
         domain = fs.domain if fs else None
-        if evaluate is not None:
-            rows.append(
-                {
-                    "set": fs.name if fs else ALIGNED,
-                    "domain": domain,
-                    "inducing": bool(fs and fs.inducing),
-                    "seed": seed,
-                    "finetune_seconds": seconds,
-                    **evaluate(tuned, tokenizer, seed),
-                }
-            )
-            continue
-        frame = evaluate_behaviour(tuned, tokenizer, replace(sampling, seed=seed))
-        s = summarise(frame)
         row = {
             "set": fs.name if fs else ALIGNED,
             "domain": domain,
             "inducing": bool(fs and fs.inducing),
             "seed": seed,
-            "open_em": s.open_misaligned.value,
-            "open_coherent": s.open_coherent,
-            "offdomain_bad": s.offdomain_bad(exclude=domain or ""),
-            "indomain_bad": s.bad_advice[domain].value if domain in s.bad_advice else float("nan"),
             "finetune_seconds": seconds,
-            "task_success": task_success(
-                tuned, tokenizer, fs.rows, replace(sampling, n_samples=task_samples, seed=seed)
-            )
-            if fs
-            else float("nan"),
         }
+        if evaluate is not None:
+            row.update(evaluate(tuned, tokenizer, seed))
+            rows.append(row)
+            continue
+        s = summarise(evaluate_behaviour(tuned, tokenizer, replace(sampling, seed=seed)))
+        row.update(
+            {
+                "open_em": s.open_misaligned.value,
+                "open_coherent": s.open_coherent,
+                "offdomain_bad": s.offdomain_bad(exclude=domain or ""),
+                "indomain_bad": s.bad_advice[domain].value if domain in s.bad_advice else float("nan"),
+                "task_success": task_success(
+                    tuned, tokenizer, fs.rows, replace(sampling, n_samples=task_samples, seed=seed)
+                )
+                if fs
+                else float("nan"),
+            }
+        )
         row.update({f"bad_{d}": e.value for d, e in s.bad_advice.items()})
         rows.append(row)
     return pd.DataFrame(rows)

@@ -36,7 +36,8 @@ def resolve_ref(ref: str | os.PathLike[str]) -> str:
     return text
 
 
-def _offline() -> bool:
+def hub_offline() -> bool:
+    """Whether ``HF_HUB_OFFLINE`` forbids downloads (only the local Hugging Face cache counts)."""
     return os.environ.get("HF_HUB_OFFLINE", "0") not in ("0", "", "false", "False")
 
 
@@ -59,7 +60,9 @@ def load_model(
         tokenizer = AutoTokenizer.from_pretrained(name)
         model = AutoModelForCausalLM.from_pretrained(name, dtype=dtype, device_map=device_map)
     except OSError as err:  # huggingface_hub's offline/not-found errors are OSErrors
-        hint = " (HF_HUB_OFFLINE is set: only models already in the local cache load)" if _offline() else ""
+        hint = (
+            " (HF_HUB_OFFLINE is set: only models already in the local cache load)" if hub_offline() else ""
+        )
         raise ModelUnavailableError(f"could not load model {name!r}{hint}: {err}") from err
     if getattr(model.config, "loss_type", None) is None:
         model.config.loss_type = "ForCausalLM"  # what every causal LM uses; silences a warning per forward

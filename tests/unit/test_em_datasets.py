@@ -69,6 +69,8 @@ def test_offline_names_the_url_and_where_to_put_the_file(tmp_path: Path) -> None
         DatasetUnavailableError, match=r"127\.0\.0\.1:9/data/secure\.jsonl.*Offline\? Put the file at"
     ):
         fetch(file, cache_dir=tmp_path / "c", shared_dir=tmp_path / "none", timeout_seconds=2)
+    with pytest.raises(DatasetUnavailableError, match="neither in the cache"):
+        fetch(file, cache_dir=tmp_path / "c", shared_dir=tmp_path / "none", download=False)
 
 
 def test_the_shared_copies_match_the_pinned_checksums(tmp_path: Path) -> None:

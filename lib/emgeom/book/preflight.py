@@ -26,6 +26,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from emgeom.models import ModelUnavailableError, hub_offline, resolve_ref
+
 DATASET_PARAMETERS = (
     "inducing_data",
     "noninducing_data",
@@ -77,10 +79,6 @@ def requirements(parameters: Mapping[str, Mapping[str, Any]]) -> list[Requiremen
     return [Requirement(kind, name, tuple(chs)) for (kind, name), chs in found.items()]
 
 
-def _offline() -> bool:
-    return os.environ.get("HF_HUB_OFFLINE", "0") not in ("0", "", "false", "False")
-
-
 def _first_line(err: BaseException) -> str:
     text = str(err).strip().splitlines()
     return f"{type(err).__name__}: {text[0] if text else ''}"
@@ -88,13 +86,14 @@ def _first_line(err: BaseException) -> str:
 
 def check_model(ref: str) -> str | None:
     """``None`` if the model's config can be had, else why not."""
-    if Path(ref).expanduser().is_dir():
-        return None
-    if ref.startswith(("/", ".", "~")):
-        return f"no model folder at {ref}"
+    try:
+        if Path(resolve_ref(ref)).is_dir():
+            return None
+    except ModelUnavailableError as err:
+        return str(err)
     from huggingface_hub import hf_hub_download, try_to_load_from_cache
 
-    if _offline():
+    if hub_offline():
         if isinstance(try_to_load_from_cache(ref, "config.json"), str):
             return None
         return "not in the local Hugging Face cache, and HF_HUB_OFFLINE=1 forbids downloading it"
@@ -120,10 +119,12 @@ def check_sae(name: str) -> str | None:
     pattern = f"{lookup.saes_map[sae_id]}/*"
     try:
         snapshot_download(
-            lookup.repo_id, allow_patterns=[pattern], local_files_only=_offline(), etag_timeout=10
+            lookup.repo_id, allow_patterns=[pattern], local_files_only=hub_offline(), etag_timeout=10
         )
     except Exception as err:
-        where = "not in the local Hugging Face cache (HF_HUB_OFFLINE=1)" if _offline() else "could not fetch"
+        where = (
+            "not in the local Hugging Face cache (HF_HUB_OFFLINE=1)" if hub_offline() else "could not fetch"
+        )
         return f"{where}: {lookup.repo_id}/{pattern} ({_first_line(err)})"
     return None
 

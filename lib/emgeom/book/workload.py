@@ -14,12 +14,13 @@ from emgeom.book.layout import BookLayout
 
 
 def _answers_per_evaluation(p: dict[str, Any]) -> int | None:
-    """Paraphrases in the question file times ``n_samples``; ``None`` when the file is not at hand."""
+    """Paraphrases in the question file times ``n_samples``; ``None`` when the file is not at hand
+    (counting never downloads: it runs on every book build, whatever the profile)."""
     from emgeom.betley import load_questions
     from emgeom.em_datasets import dataset_path
 
     try:
-        questions = load_questions(dataset_path(p["questions"], timeout_seconds=5), p["question_variant"])
+        questions = load_questions(dataset_path(p["questions"], download=False), p["question_variant"])
     except Exception:
         return None
     return sum(len(q.paraphrases) for q in questions) * int(p["n_samples"])
