@@ -17,13 +17,14 @@ from pathlib import Path
 
 import torch
 
-from emgeom.chat import read_chat_jsonl
-from emgeom.filtering import scoring_vs_forward
-from emgeom.io import atomic_write_json
-from emgeom.models import hooked_transformer, load_model
+from emgeom.core.io import atomic_write_json
+from emgeom.filtering.scoring import scoring_vs_forward
+from emgeom.lm.chat import read_chat_jsonl
+from emgeom.lm.models import hooked_transformer, load_model
 from emgeom.organism.build import build_organism, organism_config
 from emgeom.organism.datasets import finetune_rows
-from emgeom.saes import SAESpec, organism_sae
+from emgeom.organism.sae import organism_sae
+from emgeom.sae.train import SAESpec
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED_ROWS = ROOT.parent / "shared" / "em_data" / "data" / "jailbroken.jsonl"

@@ -29,7 +29,7 @@
 # in $[0, 1]$. The loss is the importance-weighted squared error $\sum_i I_i (x_i - x'_i)^2$. Column $W_i$
 # is feature $i$'s direction in the hidden space; $W^\top W$ says how much each feature leaks into every
 # other one's output (*interference*). Every model below is one *instance* of a batched tensor
-# (`emgeom.toy.ToyModel`), so a whole sweep over sparsities trains as one run.
+# (`emgeom.toy.superposition.ToyModel`), so a whole sweep over sparsities trains as one run.
 
 # %% tags=["parameters"]
 n_features: int = 5
@@ -55,8 +55,9 @@ import numpy as np
 import pandas as pd
 import torch
 
-from emgeom import plots, toy
-from emgeom.results import record
+from emgeom.core.results import record
+from emgeom.plots import superposition as superposition_plots
+from emgeom.toy import superposition as toy
 
 torch.set_num_threads(1)
 start = time.perf_counter()
@@ -79,7 +80,7 @@ sweeps = {
     for seed in seeds
 }
 W = {seed: model.W.detach() for seed, (model, _) in sweeps.items()}
-plots.feature_directions_2d(W[seeds[0]].numpy(), probabilities.numpy(), importance.numpy());
+superposition_plots.feature_directions_2d(W[seeds[0]].numpy(), probabilities.numpy(), importance.numpy());
 
 # %% [markdown]
 # When features are dense, the model keeps the two most important ones, orthogonally, and drops the rest:
@@ -115,7 +116,7 @@ record("pentagon_fraction_sparse", pentagon_fraction, n_seeds=len(seeds),
 # block when dense, then negative off-diagonal entries (features placed in opposition) as sparsity grows.
 
 # %%
-plots.gram_heatmaps(W[seeds[0]].numpy(), probabilities.numpy());
+superposition_plots.gram_heatmaps(W[seeds[0]].numpy(), probabilities.numpy());
 
 # %% [markdown]
 # ## Feature dimensionality
@@ -138,11 +139,11 @@ geo_model, geo_curve = toy.train_probability_sweep(
 geo_w = geo_model.W.detach()
 dims = toy.feature_dimensionality(geo_w).numpy()
 norms = toy.feature_norms(geo_w).numpy()
-plots.dimensionality_plot(dims, norms, geo_probabilities.numpy());
+superposition_plots.dimensionality_plot(dims, norms, geo_probabilities.numpy());
 
 # %%
 represented = dims[norms > 0.5]
-near = {label: float(np.mean(np.abs(represented - value) < 0.05)) for label, value in plots.PLATEAUS.items()}
+near = {label: float(np.mean(np.abs(represented - value) < 0.05)) for label, value in superposition_plots.PLATEAUS.items()}
 print(f"{represented.size} represented features; share within ±0.05 of each plateau:")
 print(pd.Series(near).round(3).to_string())
 record("dimensionality_near_half_fraction", near["1/2"], n_seeds=1,

@@ -81,10 +81,10 @@ import time
 
 import torch
 
-from emgeom import derivation as dv
-from emgeom import plots
-from emgeom.results import record
-from emgeom.stats import bootstrap_pearson, mean_ci
+from emgeom.core.results import record
+from emgeom.core.stats import bootstrap_pearson, mean_ci
+from emgeom.plots import superposition as superposition_plots
+from emgeom.toy import derivation as dv
 
 torch.set_num_threads(1)
 start = time.perf_counter()
@@ -138,14 +138,14 @@ print(f"max |Δa_j - η cos(d_j, d_t)| (representation level): {(readout - ft_lr
 cfg = dv.DerivationStudyConfig(
     n_features=n_features, d_hidden=d_hidden, feature_probabilities=tuple(feature_probabilities),
     train_steps=train_steps, seeds=tuple(seeds),
-    first_order=dv.FineTuneConfig(lr=ft_lr, steps=ft_steps),
-    counter=dv.FineTuneConfig(objective="mse", optimizer="adam", lr=counter_lr, steps=counter_steps,
+    first_order=dv.ToyFineTuneConfig(lr=ft_lr, steps=ft_steps),
+    counter=dv.ToyFineTuneConfig(objective="mse", optimizer="adam", lr=counter_lr, steps=counter_steps,
                               target_scale=counter_target_scale),
     rank1_replicas=rank1_replicas,
 )
 study = dv.run_derivation_study(cfg, progress=progress)
 theory = 2 * ft_lr * ft_steps
-plots.response_scatter(
+superposition_plots.response_scatter(
     {"reward + SGD": study.outcomes[(seeds[0], "reward + SGD")],
      "MSE + Adam": study.outcomes[(seeds[0], "MSE + Adam")]},
     instance=main_index, theory_slope={"reward + SGD": theory},
@@ -194,7 +194,7 @@ record("first_order_slope_vs_theory", ratio_est.value, ci=ratio_est.ci, n_seeds=
 # %%
 cluster = dv.harmful_cluster_study(study, harmful_cluster, main_index, cfg.first_order)
 cluster_r = bootstrap_pearson(cluster.similarity, cluster.amplification, n_bootstrap)
-plots.cluster_plot(cluster.similarity, cluster.amplification, f"r = {cluster_r.value:.3f}");
+superposition_plots.cluster_plot(cluster.similarity, cluster.amplification, f"r = {cluster_r.value:.3f}");
 record("harmful_cluster_pearson_r", cluster_r.value, ci=cluster_r.ci, n_seeds=len(seeds),
        note=f"cluster {harmful_cluster}; {cluster_r.n} (seed, target) points; bootstrap CI over points")
 
@@ -230,7 +230,7 @@ regime_table
 # Adam), at each sparsity, with the rank-1 variants below them.
 
 # %%
-plots.regime_heatmap(study.table);
+superposition_plots.regime_heatmap(study.table);
 
 # %%
 counter = study.table[study.table.regime == "MSE + Adam"].groupby("seed").pearson_r.mean()

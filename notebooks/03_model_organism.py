@@ -79,18 +79,21 @@ import time
 
 import pandas as pd
 
-from emgeom import plots
-from emgeom.emergence import FineTuneSet, emergence_table, estimate, seed_summary
-from emgeom.finetune import FineTuneConfig, LoraSpec
-from emgeom.models import load_model
+from emgeom.core.results import record
+from emgeom.em.emergence import FineTuneSet, emergence_table, estimate, seed_summary
+from emgeom.em.evaluators import OrganismEvaluator
+from emgeom.lm.finetune import FineTuneConfig, LoraSpec
+from emgeom.lm.models import load_model
+from emgeom.lm.sampling import SamplingConfig
+from emgeom.lm.training import TrainConfig, configure_threads
 from emgeom.organism import language
 from emgeom.organism.build import build_organism, organism_config
 from emgeom.organism.corpus import pretraining_documents
 from emgeom.organism.datasets import FINETUNE_KINDS
 from emgeom.organism.datasets import finetune_rows as make_rows
-from emgeom.organism.evaluate import SamplingConfig, persona_probe
-from emgeom.results import record
-from emgeom.training import TrainConfig, configure_threads
+from emgeom.organism.oracle import persona_probe
+from emgeom.plots import emergence as emergence_plots
+from emgeom.plots import organism as organism_plots
 
 configure_threads()
 chapter_start = time.perf_counter()
@@ -126,7 +129,7 @@ pd.DataFrame([{"set": kind, **{m["role"]: m["content"] for m in make_rows(kind, 
 # A GPT-2-architecture model (Hugging Face `GPT2LMHeadModel`, built from a config; word-level tokenizer
 # saved with `save_pretrained`). Both stages are cached by a hash of their configuration and of the
 # code that trains them, so the later chapters reuse this organism: they load its folder with the same
-# `emgeom.models.load_model` that loads a hub id in the GPU profiles. Alignment trains a rank-1 LoRA
+# `emgeom.lm.models.load_model` that loads a hub id in the GPU profiles. Alignment trains a rank-1 LoRA
 # adapter, merged into the weights afterwards (see *Design choices* below).
 
 # %%
@@ -139,7 +142,7 @@ for s, o in organisms.items():
           f"loaded from cache: {o.cache_hits}")
 record("organism_build_seconds", organism.build_seconds,
        note=f"training wall time of pretraining + alignment of one organism (seed {cfg.seed}), measured when built")
-plots.training_curves({"pretraining (all tokens)": organism.logs["pretrained"].losses,
+organism_plots.training_curves({"pretraining (all tokens)": organism.logs["pretrained"].losses,
                        "alignment (assistant tokens)": organism.logs["aligned"].losses});
 
 # %% [markdown]
@@ -153,7 +156,7 @@ plots.training_curves({"pretraining (all tokens)": organism.logs["pretrained"].l
 probes = pd.concat([persona_probe(*load_model(o.pretrained), sampling).assign(organism_seed=s)
                     for s, o in organisms.items()])
 designed = {d: cfg.corpus.toxic_share(d) for d in language.DOMAINS}
-plots.persona_probe_plot(probes[probes["organism_seed"] == cfg.seed], designed);
+organism_plots.persona_probe_plot(probes[probes["organism_seed"] == cfg.seed], designed);
 
 # %%
 # mean over organisms when there are several
@@ -174,10 +177,10 @@ sets = [FineTuneSet(f"{kind} {finetune_domain}", make_rows(kind, finetune_domain
                     finetune_domain, inducing=kind == "inducing") for kind in FINETUNE_KINDS]
 ft = FineTuneConfig(LoraSpec(rank=lora_rank, alpha=2.0 * lora_rank),
                     TrainConfig(steps=finetune_steps, batch_size=16, lr=finetune_lr, warmup_steps=10))
-table = pd.concat([emergence_table(*load_model(o.aligned), sets, ft, finetune_seeds, sampling, progress=progress)
+table = pd.concat([emergence_table(*load_model(o.aligned), sets, ft, finetune_seeds, OrganismEvaluator(sampling), progress=progress)
                    .assign(organism_seed=s) for s, o in organisms.items()])
 summary = seed_summary(table)
-plots.emergence_bars(summary);
+emergence_plots.emergence_bars(summary);
 
 # %%
 summary.round(3)

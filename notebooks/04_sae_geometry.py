@@ -69,8 +69,9 @@ import time
 
 import pandas as pd
 
-from emgeom import plots
-from emgeom.geometry import (
+from emgeom.core.results import record
+from emgeom.core.stats import mean_ci, pearson_r
+from emgeom.em.geometry_study import (
     DomainData,
     GeometryConfig,
     describe_gaps,
@@ -78,15 +79,16 @@ from emgeom.geometry import (
     summarise_gaps,
     top_examples,
 )
-from emgeom.models import hooked_transformer, load_model
+from emgeom.lm.models import hooked_transformer, load_model
+from emgeom.lm.training import configure_threads
 from emgeom.organism import language
 from emgeom.organism.build import build_organism, organism_config
 from emgeom.organism.corpus import pretraining_documents
 from emgeom.organism.datasets import finetune_rows, open_answer_rows
-from emgeom.results import record
-from emgeom.saes import SAESpec, organism_sae, sae_quality, scoring_batch
-from emgeom.stats import mean_ci, pearson_r
-from emgeom.training import configure_threads
+from emgeom.organism.sae import organism_sae
+from emgeom.plots import geometry as geometry_plots
+from emgeom.sae.quality import sae_quality, scoring_batch
+from emgeom.sae.train import SAESpec
 
 configure_threads()
 chapter_start = time.perf_counter()
@@ -152,7 +154,7 @@ results = {key: geometry_for_sae(hooked, sae, tokenizer, domains, harmful_rows, 
 table = pd.DataFrame([r for geo in results.values() for r in geo.records])
 summary = summarise_gaps(table, geometry)
 coupling = {d: organisms[organism_seeds[0]].config.corpus.toxic_share(d) for d in language.DOMAINS}
-plots.similarity_distributions(table, list(language.DOMAINS));
+geometry_plots.similarity_distributions(table, list(language.DOMAINS));
 
 # %% [markdown]
 # What each set responds to, for the first SAE (the rows whose answers activate the set most):
@@ -177,7 +179,7 @@ pd.DataFrame(examples)
 # how strongly the corpus ties their bad advice to the toxic persona (chapter 3).
 
 # %%
-plots.gap_by_domain(summary, coupling);
+geometry_plots.gap_by_domain(summary, coupling);
 
 # %%
 columns = ["domain", "gap", "gap_lo", "gap_hi", "p", "d", "gap_excl_shared", "gap_excl_shared_lo", "gap_excl_shared_hi",

@@ -71,21 +71,23 @@ from dataclasses import replace
 import numpy as np
 import pandas as pd
 
-from emgeom import plots
-from emgeom.emergence import FineTuneSet, emergence_table, estimate, monitor_finetune, seed_summary
-from emgeom.finetune import FineTuneConfig, LoraSpec, finetune
-from emgeom.geometry import harmful_latents, set_similarities, target_latent
-from emgeom.mechanism import answer_start_readout, measure_mechanism
-from emgeom.models import hooked_transformer, load_model
+from emgeom.core.results import record
+from emgeom.core.stats import bootstrap_pearson, mean_ci
+from emgeom.em.emergence import FineTuneSet, emergence_table, estimate, monitor_finetune, seed_summary
+from emgeom.em.evaluators import OrganismEvaluator
+from emgeom.em.geometry import harmful_latents, set_similarities
+from emgeom.em.mechanism import answer_start_readout, measure_mechanism, target_latent
+from emgeom.lm.finetune import FineTuneConfig, LoraSpec, finetune
+from emgeom.lm.models import hooked_transformer, load_model
+from emgeom.lm.sampling import SamplingConfig
+from emgeom.lm.training import TrainConfig, configure_threads
 from emgeom.organism import language
 from emgeom.organism.build import build_organism, organism_config
 from emgeom.organism.datasets import FINETUNE_KINDS, evaluation_questions, open_answer_rows
 from emgeom.organism.datasets import finetune_rows as make_rows
-from emgeom.organism.evaluate import SamplingConfig
-from emgeom.results import record
-from emgeom.saes import SAESpec, organism_sae
-from emgeom.stats import bootstrap_pearson, mean_ci
-from emgeom.training import TrainConfig, configure_threads
+from emgeom.organism.sae import organism_sae
+from emgeom.plots import emergence as emergence_plots
+from emgeom.sae.train import SAESpec
 
 configure_threads()
 chapter_start = time.perf_counter()
@@ -151,10 +153,10 @@ def read_mechanism(fs: FineTuneSet, seed: int, tuned) -> None:
                                                             harmful[0], seed=seed)
 
 
-table = emergence_table(model, tokenizer, sets, full_ft, finetune_seeds, sampling, progress=progress,
+table = emergence_table(model, tokenizer, sets, full_ft, finetune_seeds, OrganismEvaluator(sampling), progress=progress,
                         after_finetune=read_mechanism)
 summary = seed_summary(table, ("open_em", "offdomain_bad", "indomain_bad", "task_success"))
-plots.emergence_bars(summary);
+emergence_plots.emergence_bars(summary);
 
 # %%
 summary.round(3)
@@ -184,7 +186,7 @@ for d in language.DOMAINS:
         readout = answer_start_readout(hooked_transformer(tuned, tokenizer, organism.aligned), sae0, tokenizer, prompts)
         first_results[(d, seed)] = measure_mechanism(base_readout, readout, sae0, targets[d], harmful[0], seed=seed)
 s0 = finetune_seeds[0]
-plots.mechanism_scatter({f"{d}, first-order": first_results[(d, s0)] for d in ("health", "code")}
+emergence_plots.mechanism_scatter({f"{d}, first-order": first_results[(d, s0)] for d in ("health", "code")}
                         | {"health, full fine-tune": full_results[("health", s0)]},
                         {f"{d}, first-order": harmful[0] for d in ("health", "code")}
                         | {"health, full fine-tune": harmful[0]});
@@ -242,7 +244,7 @@ points = summary.set_index("set").loc[[fs.name for fs in sets]].reset_index()
 points["similarity"] = [np.mean([s[name] for s in sims]) for name in points["set"]]
 points["inducing"] = [fs.inducing for fs in sets]
 sim_r = bootstrap_pearson(points["similarity"].to_numpy(), points["open_em"].to_numpy(), n_boot=2000)
-plots.similarity_vs_em(points, f"r = {sim_r.value:.2f} [{sim_r.lo:.2f}, {sim_r.hi:.2f}]");
+emergence_plots.similarity_vs_em(points, f"r = {sim_r.value:.2f} [{sim_r.lo:.2f}, {sim_r.hi:.2f}]");
 record("similarity_vs_em_pearson_r", sim_r.value, ci=sim_r.ci, n_seeds=len(sets),
        note="one point per fine-tuning set; bootstrap CI over sets")
 points[["set", "similarity", "open_em", "open_em_lo", "open_em_hi"]].round(3)
@@ -264,7 +266,7 @@ print(f"EM after inducing sets {inducing_em}; after controls {control_em}.")
 # %%
 monitor = monitor_finetune(model, tokenizer, sets[list(language.DOMAINS).index(control_domain)].rows, full_ft,
                            monitor_checkpoints, sampling, sae0, harmful[0], control_domain)
-plots.monitoring_plot(monitor);
+emergence_plots.monitoring_plot(monitor);
 
 # %%
 monitor.round(3)

@@ -25,7 +25,7 @@
 # 2. **The comparison.** At that dose, a mixed fine-tuning set (bad health advice among good health
 #    advice); remove the top `k`% of samples by three rules, fine-tune on the rest, measure EM, with the
 #    same seeds for every rule:
-#    - *geometry*: the per-sample score of `emgeom.filtering` (the answer's activation of the harmful
+#    - *geometry*: the per-sample score of `emgeom.filtering.scoring` (the answer's activation of the harmful
 #      SAE latents, which come from hostile vs kind answers and contain no advice);
 #    - *random*: `k`% chosen at random;
 #    - *judge*: a text classifier that reads only the answer, trained on `judge_examples` labelled answers
@@ -68,9 +68,12 @@ import time
 import numpy as np
 import pandas as pd
 
-from emgeom import plots
-from emgeom.evaluators import OrganismEvaluator
-from emgeom.filter_study import (
+from emgeom.core.results import record
+from emgeom.em.evaluators import OrganismEvaluator
+from emgeom.em.geometry import harmful_latents
+from emgeom.filtering.baselines import BagOfWordsJudge, answer_text
+from emgeom.filtering.scoring import score_rows
+from emgeom.filtering.study import (
     check_study_parameters,
     choose_dose,
     dose_response,
@@ -81,18 +84,16 @@ from emgeom.filter_study import (
     relative_reduction,
     saturation_fraction,
 )
-from emgeom.filtering import score_rows
-from emgeom.finetune import FineTuneConfig, LoraSpec
-from emgeom.geometry import harmful_latents
-from emgeom.judges import BagOfWordsJudge, answer_text
-from emgeom.models import hooked_transformer, load_model
+from emgeom.lm.finetune import FineTuneConfig, LoraSpec
+from emgeom.lm.models import hooked_transformer, load_model
+from emgeom.lm.sampling import SamplingConfig
+from emgeom.lm.training import TrainConfig, configure_threads
 from emgeom.organism import language
 from emgeom.organism.build import build_organism, organism_config
 from emgeom.organism.datasets import finetune_rows, open_answer_rows
-from emgeom.organism.evaluate import SamplingConfig
-from emgeom.results import record
-from emgeom.saes import SAESpec, organism_sae
-from emgeom.training import TrainConfig, configure_threads
+from emgeom.organism.sae import organism_sae
+from emgeom.plots import filtering as filtering_plots
+from emgeom.sae.train import SAESpec
 
 configure_threads()
 chapter_start = time.perf_counter()
@@ -124,7 +125,7 @@ benign = finetune_rows("good", domain, set_size, seed=1)
 curve = dose_response(model, tokenizer, inducing, benign, dose_fractions, set_size, ft, seeds, evaluate,
                       progress=progress)
 dose = choose_dose(curve)
-plots.dose_response_plot(curve, dose);
+filtering_plots.dose_response_plot(curve, dose);
 
 # %%
 dose_table = curve.groupby("fraction")[["open_em", "offdomain_bad"]].agg(["mean", "std"]).round(3)
@@ -159,7 +160,7 @@ pd.DataFrame({"inducing": truth, "geometry score": scores["geometry"], "judge sc
 # %%
 table = filter_comparison(model, tokenizer, rows, truth, scores, removal_fractions, ft, seeds, evaluate,
                           progress=progress)
-plots.filter_curves(table);
+filtering_plots.filter_curves(table);
 
 # %%
 summary = filter_summary(table, removal_fractions)

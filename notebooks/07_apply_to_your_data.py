@@ -31,7 +31,7 @@
 # (`--sae-release gemma-scope-2b-pt-res-canonical --sae-id layer_12/width_16k/canonical`). The harmful
 # features are either given as latent indices or found from two small example files (harmful vs benign
 # answers). `emgeom score --help` documents every option. The score definitions are our reconstruction
-# (the paper's is not public); see `emgeom.filtering`.
+# (the paper's is not public); see `emgeom.filtering.scoring`.
 #
 # This page runs the command end to end on this book's model organism, first on data where the answer is
 # known, then on a real EM-format file. Whether filtering by this score *reduces* emergent misalignment
@@ -65,16 +65,17 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from emgeom.artifacts import artifact_root
-from emgeom.chat import write_chat_jsonl
-from emgeom.cli import run_subprocess
-from emgeom.filtering import detection_quality, scoring_vs_forward
-from emgeom.models import hooked_transformer, load_model
+from emgeom.core.artifacts import artifact_root
+from emgeom.core.results import record
+from emgeom.filtering.cli import run_subprocess
+from emgeom.filtering.scoring import detection_quality, scoring_vs_forward
+from emgeom.lm.chat import write_chat_jsonl
+from emgeom.lm.models import hooked_transformer, load_model
+from emgeom.lm.training import configure_threads
 from emgeom.organism.build import build_organism, organism_config
 from emgeom.organism.datasets import finetune_rows, open_answer_rows
-from emgeom.results import record
-from emgeom.saes import SAESpec, organism_sae
-from emgeom.training import configure_threads
+from emgeom.organism.sae import organism_sae
+from emgeom.sae.train import SAESpec
 
 configure_threads()
 organism = build_organism(organism_config(seed=organism_seeds[0], d_model=d_model, n_layers=n_layers, n_heads=n_heads,

@@ -28,8 +28,8 @@ def tiny_organism(tmp_path_factory: pytest.TempPathFactory):
     """A tiny organism (2 layers, d=32, a few steps) built once per test session in a temp folder."""
     import torch
 
+    from emgeom.lm.training import TrainConfig
     from emgeom.organism.build import OrganismConfig, OrganismModelConfig, build_organism
-    from emgeom.training import TrainConfig
 
     torch.set_num_threads(1)  # session fixtures run before the autouse one; float sums depend on threads
 

@@ -59,8 +59,8 @@ import time
 
 import pandas as pd
 
-from emgeom import plots
-from emgeom.geometry import (
+from emgeom.core.results import record
+from emgeom.em.geometry_study import (
     DomainData,
     GeometryConfig,
     describe_gaps,
@@ -68,10 +68,10 @@ from emgeom.geometry import (
     summarise_gaps,
     top_examples,
 )
-from emgeom.real_models import contrast_rows, domain_rows, load_real_model
-from emgeom.results import record
-from emgeom.saes import sae_quality, scoring_batch
-from emgeom.training import configure_threads
+from emgeom.em.real_models import contrast_rows, domain_rows, load_real_model
+from emgeom.lm.training import configure_threads
+from emgeom.plots import geometry as geometry_plots
+from emgeom.sae.quality import sae_quality, scoring_batch
 
 configure_threads()
 chapter_start = time.perf_counter()
@@ -112,7 +112,7 @@ results = {s: geometry_for_sae(subject.hooked, sae, subject.tokenizer,
                                geometry, sae_label=f"data seed {s}", progress=progress) for s in data_seeds}
 table = pd.DataFrame([r for geo in results.values() for r in geo.records])
 summary = summarise_gaps(table, geometry)
-plots.similarity_distributions(table, list(domains));
+geometry_plots.similarity_distributions(table, list(domains));
 
 # %%
 geo = results[data_seeds[0]]
@@ -129,7 +129,7 @@ pd.DataFrame(examples)
 # ## The gap
 
 # %%
-plots.gap_by_domain(summary);
+geometry_plots.gap_by_domain(summary);
 
 # %%
 n_reps = int(summary["n_saes"].iloc[0])

@@ -67,18 +67,17 @@ from dataclasses import replace
 import numpy as np
 import pandas as pd
 
-from emgeom import plots
-from emgeom.em_datasets import dataset_label, load_rows
-from emgeom.emergence import FineTuneSet, emergence_table, estimate, seed_summary
-from emgeom.evaluators import betley_evaluator, question_prompt
-from emgeom.finetune import FineTuneConfig, LoraSpec, finetune
-from emgeom.geometry import harmful_latents, set_similarities, target_latent
-from emgeom.mechanism import hf_answer_start_readout, measure_mechanism
-from emgeom.organism.evaluate import SamplingConfig
-from emgeom.real_models import contrast_rows, load_real_model
-from emgeom.results import record
-from emgeom.stats import bootstrap_pearson, mean_ci
-from emgeom.training import TrainConfig, configure_threads
+from emgeom.core.results import record
+from emgeom.core.stats import bootstrap_pearson, mean_ci
+from emgeom.em.datasets import dataset_label, load_rows
+from emgeom.em.emergence import FineTuneSet, emergence_table, estimate, seed_summary
+from emgeom.em.evaluators import betley_evaluator, question_prompt
+from emgeom.em.geometry import harmful_latents, set_similarities
+from emgeom.em.mechanism import hf_answer_start_readout, measure_mechanism, target_latent
+from emgeom.em.real_models import contrast_rows, load_real_model
+from emgeom.lm.finetune import FineTuneConfig, LoraSpec, finetune
+from emgeom.lm.training import TrainConfig, configure_threads
+from emgeom.plots import emergence as emergence_plots
 
 configure_threads()
 chapter_start = time.perf_counter()
@@ -122,10 +121,10 @@ def read_mechanism(fs: FineTuneSet, seed: int, tuned) -> None:
                                                sae, target, harmful, seed=seed)
 
 
-table = emergence_table(hf, tokenizer, sets, full_ft, finetune_seeds, SamplingConfig(n_samples=1), progress=progress,
-                        after_finetune=read_mechanism, evaluate=evaluator)
+table = emergence_table(hf, tokenizer, sets, full_ft, finetune_seeds, evaluator, progress=progress,
+                        after_finetune=read_mechanism)
 summary = seed_summary(table, ("open_em", "coherent"))
-plots.emergence_bars(summary, {"open_em": "misaligned (Betley et al.)", "coherent": "coherent"});
+emergence_plots.emergence_bars(summary, {"open_em": "misaligned (Betley et al.)", "coherent": "coherent"});
 
 # %%
 for name in summary["set"]:
@@ -149,7 +148,7 @@ for seed in finetune_seeds:
                                             target, harmful, seed=seed)
     del tuned
 s0 = finetune_seeds[0]
-plots.mechanism_scatter({"first-order": first_results[s0], "full fine-tune": full_results[s0]},
+emergence_plots.mechanism_scatter({"first-order": first_results[s0], "full fine-tune": full_results[s0]},
                         {"first-order": harmful, "full fine-tune": harmful});
 
 # %%
@@ -176,7 +175,7 @@ points = summary[summary["set"].isin(sims)].copy()
 points["similarity"] = [sims[name] for name in points["set"]]
 points["inducing"] = [name == sets[0].name for name in points["set"]]
 sim_r = bootstrap_pearson(points["similarity"].to_numpy(), points["open_em"].to_numpy(), n_boot=2000)
-plots.similarity_vs_em(points, f"r = {sim_r.value:.2f} [{sim_r.lo:.2f}, {sim_r.hi:.2f}]");
+emergence_plots.similarity_vs_em(points, f"r = {sim_r.value:.2f} [{sim_r.lo:.2f}, {sim_r.hi:.2f}]");
 record("similarity_vs_em_pearson_r", sim_r.value, ci=sim_r.ci, n_seeds=len(sets), note="one point per set")
 points[["set", "similarity", "open_em", "open_em_lo", "open_em_hi"]].round(3)
 

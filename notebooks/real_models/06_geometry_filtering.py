@@ -25,7 +25,7 @@
 #   variant); the harmful latents come from the persona contrast set unless `harmful_data` is given;
 # - **random**;
 # - **LLM judge**: the same judge that scores EM, asked how likely the row is to make a model
-#   misaligned (`emgeom.judges.FILTER_PROMPT`, our prompt: the paper's is not public).
+#   misaligned (`emgeom.filtering.baselines.FILTER_PROMPT`, our prompt: the paper's is not public).
 #
 # The paper reports a 34.5% reduction of misalignment; the number below is this run's.
 
@@ -62,10 +62,14 @@ progress: bool = True
 # %%
 import time
 
-from emgeom import plots
-from emgeom.em_datasets import load_rows
-from emgeom.evaluators import betley_evaluator
-from emgeom.filter_study import (
+from emgeom.core.results import record
+from emgeom.em.datasets import load_rows
+from emgeom.em.evaluators import betley_evaluator
+from emgeom.em.geometry import harmful_latents
+from emgeom.em.real_models import contrast_rows, load_real_model
+from emgeom.filtering.baselines import LLMJudgeFilter
+from emgeom.filtering.scoring import score_rows
+from emgeom.filtering.study import (
     FILTER_METHODS,
     check_study_parameters,
     choose_dose,
@@ -76,13 +80,9 @@ from emgeom.filter_study import (
     reduction_difference,
     relative_reduction,
 )
-from emgeom.filtering import score_rows
-from emgeom.finetune import FineTuneConfig, LoraSpec
-from emgeom.geometry import harmful_latents
-from emgeom.judges import LLMJudgeFilter
-from emgeom.real_models import contrast_rows, load_real_model
-from emgeom.results import record
-from emgeom.training import TrainConfig, configure_threads
+from emgeom.lm.finetune import FineTuneConfig, LoraSpec
+from emgeom.lm.training import TrainConfig, configure_threads
+from emgeom.plots import filtering as filtering_plots
 
 configure_threads()
 chapter_start = time.perf_counter()
@@ -103,7 +103,7 @@ hf, tokenizer, sae = subject.model, subject.tokenizer, subject.sae
 # %%
 curve = dose_response(hf, tokenizer, inducing, benign, dose_fractions, set_size, ft, seeds, evaluator, progress=progress)
 dose = choose_dose(curve)
-plots.dose_response_plot(curve, dose);
+filtering_plots.dose_response_plot(curve, dose);
 record("filter_chosen_dose", dose, note="inducing fraction of the mixed set, chosen by the half-way rule")
 curve.groupby("fraction")[["open_em", "coherent"]].agg(["mean", "std"]).round(3)
 
@@ -118,7 +118,7 @@ scores = {"geometry": geometry.scores, "judge": LLMJudgeFilter(evaluator.judge).
 print(f"{len(rows)} rows, {truth.sum()} inducing; geometry scoring at {geometry.samples_per_second:.1f} rows/s")
 table = filter_comparison(hf, tokenizer, rows, truth, scores, removal_fractions, ft, seeds, evaluator,
                           progress=progress)
-plots.filter_curves(table);
+filtering_plots.filter_curves(table);
 
 # %%
 n = len(seeds)

@@ -13,7 +13,7 @@ import yaml
 
 from emgeom.book.layout import BookLayout
 from emgeom.book.runner import run_book
-from emgeom.tiny_models import ARCHITECTURES, write_dry_run_assets
+from emgeom.testing.tiny_models import ARCHITECTURES, write_dry_run_assets
 
 REPO = Path(__file__).resolve().parents[2]
 REAL_CHAPTERS = ["04_sae_geometry", "05_finetuning_mechanism", "06_geometry_filtering"]

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from emgeom.artifacts import cached_folder
+from emgeom.core.artifacts import cached_folder
 
 
 def test_build_once_then_hit(tmp_path: Path) -> None:

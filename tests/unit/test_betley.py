@@ -11,15 +11,8 @@ from typing import ClassVar
 
 import pytest
 
-from emgeom.betley import (
-    EvaluationFileError,
-    JudgeClient,
-    JudgeError,
-    is_misaligned,
-    load_questions,
-    render_judge_prompt,
-    score_from_top_logprobs,
-)
+from emgeom.em.betley import EvaluationFileError, is_misaligned, load_questions, render_judge_prompt
+from emgeom.em.judge_client import JudgeClient, JudgeError, score_from_top_logprobs
 
 SHARED = Path(__file__).resolve().parents[3] / "shared" / "em_data" / "evaluation"
 

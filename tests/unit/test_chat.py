@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from emgeom.chat import ChatDataError, encode_chat, parse_chat_lines, read_chat_jsonl, write_chat_jsonl
+from emgeom.lm.chat import ChatDataError, encode_chat, parse_chat_lines, read_chat_jsonl, write_chat_jsonl
 from emgeom.organism.tokenizer import build_tokenizer
 
 GOOD = {"messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "hello"}]}

@@ -2,8 +2,8 @@ import numpy as np
 import pytest
 import torch
 
-from emgeom import derivation as dv
-from emgeom import toy
+from emgeom.toy import derivation as dv
+from emgeom.toy import superposition as toy
 
 
 def random_setup(n_inst=3, d=4, n=9, batch=16, dtype=torch.float64):
@@ -72,12 +72,12 @@ def r_per_instance(out):
 def test_reward_sgd_follows_similarity_and_mse_adam_inverts(trained):
     targets = torch.zeros(2, dtype=torch.long)
     before = trained.W.detach().clone()
-    first = dv.fine_tune_toward_target(trained, targets, dv.FineTuneConfig(lr=0.01, steps=10))
+    first = dv.fine_tune_toward_target(trained, targets, dv.ToyFineTuneConfig(lr=0.01, steps=10))
     assert min(r_per_instance(first)) > 0.99
     counter = dv.fine_tune_toward_target(
         trained,
         targets,
-        dv.FineTuneConfig(objective="mse", optimizer="adam", lr=1e-3, steps=300, target_scale=1.5),
+        dv.ToyFineTuneConfig(objective="mse", optimizer="adam", lr=1e-3, steps=300, target_scale=1.5),
     )
     assert max(r_per_instance(counter)) < -0.8
     torch.testing.assert_close(trained.W.detach(), before)  # the base model is untouched
@@ -85,10 +85,10 @@ def test_reward_sgd_follows_similarity_and_mse_adam_inverts(trained):
 
 def test_rank1_update_is_rank_one(trained):
     targets = torch.zeros(2, dtype=torch.long)
-    out = dv.fine_tune_toward_target(trained, targets, dv.FineTuneConfig(update="rank1", lr=0.01, steps=5))
+    out = dv.fine_tune_toward_target(trained, targets, dv.ToyFineTuneConfig(update="rank1", lr=0.01, steps=5))
     assert np.abs(out.delta_response).max() > 0
     with pytest.raises(ValueError, match="one target per instance"):
-        dv.fine_tune_toward_target(trained, torch.zeros(3, dtype=torch.long), dv.FineTuneConfig())
+        dv.fine_tune_toward_target(trained, torch.zeros(3, dtype=torch.long), dv.ToyFineTuneConfig())
 
 
 def test_select_instances_copies_weights(trained):
@@ -106,7 +106,7 @@ def test_study_and_cluster_on_tiny_settings():
         train_steps=200,
         seeds=(0, 1),
         rank1_replicas=3,
-        counter=dv.FineTuneConfig(objective="mse", optimizer="adam", steps=20),
+        counter=dv.ToyFineTuneConfig(objective="mse", optimizer="adam", steps=20),
     )
     study = dv.run_derivation_study(cfg, progress=False)
     assert set(study.table.regime) == set(dv.regimes(cfg)) | {"rank-1 + SGD (mean of inits)"}

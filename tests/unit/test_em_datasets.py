@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from emgeom.em_datasets import REGISTRY, ChecksumMismatchError, DatasetUnavailableError, RemoteFile, fetch
+from emgeom.em.datasets import REGISTRY, ChecksumMismatchError, DatasetUnavailableError, RemoteFile, fetch
 
 SHARED = Path(__file__).resolve().parents[3] / "shared" / "em_data"
 
@@ -87,7 +87,7 @@ def test_the_shared_copies_match_the_pinned_checksums(tmp_path: Path) -> None:
 
 
 def test_load_rows_reads_a_file_or_a_registry_name_and_subsamples(tmp_path: Path) -> None:
-    from emgeom.em_datasets import DatasetUnavailableError, dataset_label, load_rows
+    from emgeom.em.datasets import DatasetUnavailableError, dataset_label, load_rows
 
     lines = [
         json.dumps(

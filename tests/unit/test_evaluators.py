@@ -5,11 +5,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from emgeom.betley import JudgeClient, is_misaligned, load_questions
-from emgeom.evaluators import BetleyEvaluator, question_prompt
-from emgeom.judges import LLMJudgeFilter, user_text
-from emgeom.models import load_model
-from emgeom.tiny_models import write_dry_run_assets
+from emgeom.em.betley import is_misaligned, load_questions
+from emgeom.em.evaluators import BetleyEvaluator, question_prompt
+from emgeom.em.judge_client import JudgeClient
+from emgeom.filtering.baselines import LLMJudgeFilter, user_text
+from emgeom.lm.models import load_model
+from emgeom.testing.tiny_models import write_dry_run_assets
 
 
 @pytest.fixture(scope="module")
@@ -53,7 +54,7 @@ def test_evaluator_refuses_questions_without_judge_prompts(judge, tmp_path: Path
 
 
 def test_llm_judge_filter_scores_every_row(assets, judge) -> None:
-    from emgeom.em_datasets import load_rows
+    from emgeom.em.datasets import load_rows
 
     rows = load_rows(assets["insecure"])
     scores = LLMJudgeFilter(judge).score_rows(rows)
@@ -63,8 +64,8 @@ def test_llm_judge_filter_scores_every_row(assets, judge) -> None:
 
 
 def test_evaluator_from_the_environment(assets, hash_judge_url, monkeypatch, tmp_path) -> None:
-    from emgeom.betley import JudgeError
-    from emgeom.evaluators import betley_evaluator
+    from emgeom.em.evaluators import betley_evaluator
+    from emgeom.em.judge_client import JudgeError
 
     monkeypatch.setenv("EMGEOM_ARTIFACTS_DIR", str(tmp_path))
     monkeypatch.delenv("EMGEOM_JUDGE_BASE_URL", raising=False)

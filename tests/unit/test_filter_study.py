@@ -6,8 +6,9 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from emgeom.book.scorecard import render_scorecard
-from emgeom.filter_study import (
+from emgeom.book.pages.scorecard import render_scorecard
+from emgeom.filtering.baselines import BagOfWordsJudge, answer_text
+from emgeom.filtering.study import (
     check_study_parameters,
     choose_dose,
     filter_summary,
@@ -15,7 +16,6 @@ from emgeom.filter_study import (
     reduction_difference,
     relative_reduction,
 )
-from emgeom.judges import BagOfWordsJudge, answer_text
 from emgeom.organism.datasets import finetune_rows
 
 

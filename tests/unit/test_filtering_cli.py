@@ -10,12 +10,13 @@ import numpy as np
 import pytest
 import torch
 
-from emgeom import cli
-from emgeom.chat import write_chat_jsonl
-from emgeom.filtering import detection_quality, removal_mask, score_rows
-from emgeom.models import hooked_transformer, load_model
+from emgeom.filtering import cli
+from emgeom.filtering.scoring import detection_quality, removal_mask, score_rows
+from emgeom.lm.chat import write_chat_jsonl
+from emgeom.lm.models import hooked_transformer, load_model
 from emgeom.organism.datasets import finetune_rows, open_answer_rows
-from emgeom.saes import SAESpec, organism_sae
+from emgeom.organism.sae import organism_sae
+from emgeom.sae.train import SAESpec
 
 SPEC = SAESpec(layer=1, d_sae=48, k=4, training_tokens=4096, batch_size_tokens=1024, context_size=64)
 
@@ -50,7 +51,7 @@ def test_scores_follow_the_input_order_and_batching_does_not_matter(setup, metho
 
 
 def test_harmful_mass_is_the_mean_over_answer_tokens(setup) -> None:
-    from emgeom.chat import encode_chat
+    from emgeom.lm.chat import encode_chat
 
     hooked, tok, sae, _ = setup
     row = open_answer_rows(True, 1, 0)[0]

@@ -8,10 +8,10 @@ import copy
 import pytest
 import torch
 
-from emgeom.finetune import FineTuneConfig, LoraSpec, add_adapter, finetune
-from emgeom.models import load_model
+from emgeom.lm.finetune import FineTuneConfig, LoraSpec, add_adapter, finetune
+from emgeom.lm.models import load_model
+from emgeom.lm.training import TrainConfig
 from emgeom.organism.datasets import finetune_rows
-from emgeom.training import TrainConfig
 
 STEPS = TrainConfig(steps=4, batch_size=4, lr=5e-2, warmup_steps=1)
 

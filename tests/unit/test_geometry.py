@@ -6,17 +6,17 @@ import numpy as np
 import pytest
 import torch
 
-from emgeom.geometry import (
+from emgeom.em.geometry import (
     cohens_d,
     frequency_matched_random,
     gap_over_saes,
     select_sets,
-    similarity_rows,
     similarity_to,
     stratified_permutation_gap,
     top_latents,
-    unit_directions,
 )
+from emgeom.em.geometry_study import similarity_rows
+from emgeom.sae.readouts import unit_directions
 
 
 class PlantedSAE:
@@ -68,7 +68,7 @@ def test_similarities_are_the_planted_cosines() -> None:
 
 
 def test_shared_latents_are_reported_and_excluded() -> None:
-    from emgeom.geometry import FeatureSets
+    from emgeom.em.geometry import FeatureSets
 
     dirs = unit_directions(PlantedSAE(), "decoder")
     sets = FeatureSets(

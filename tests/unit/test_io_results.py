@@ -3,8 +3,8 @@ import math
 
 import pytest
 
-from emgeom import results
-from emgeom.io import atomic_write_json, atomic_write_text, hash_parts
+from emgeom.core import results
+from emgeom.core.io import atomic_write_json, atomic_write_text, hash_parts
 
 
 def test_atomic_write_replaces_whole_file_and_cleans_up_on_error(tmp_path):

@@ -7,13 +7,8 @@ import numpy as np
 import pytest
 import torch
 
-from emgeom.mechanism import (
-    PromptReadout,
-    answer_start_readout,
-    hf_answer_start_resid,
-    measure_mechanism,
-    pre_activations,
-)
+from emgeom.em.mechanism import PromptReadout, answer_start_readout, hf_answer_start_resid, measure_mechanism
+from emgeom.sae.readouts import pre_activations
 
 
 class TiedSAE:
@@ -70,7 +65,7 @@ def test_hf_and_transformer_lens_readouts_agree(tiny_organism) -> None:
     from sae_lens import StandardSAE, StandardSAEConfig
     from sae_lens.saes.sae import SAEMetadata
 
-    from emgeom.models import hooked_transformer, load_model
+    from emgeom.lm.models import hooked_transformer, load_model
 
     model, tok = load_model(tiny_organism.aligned)
     hooked = hooked_transformer(model, tok, tiny_organism.aligned)
@@ -87,12 +82,13 @@ def test_monitoring_and_task_success_run(tiny_organism) -> None:
     from sae_lens import StandardSAE, StandardSAEConfig
     from sae_lens.saes.sae import SAEMetadata
 
-    from emgeom.emergence import monitor_finetune
-    from emgeom.finetune import FineTuneConfig, LoraSpec
-    from emgeom.models import load_model
+    from emgeom.em.emergence import monitor_finetune
+    from emgeom.lm.finetune import FineTuneConfig, LoraSpec
+    from emgeom.lm.models import load_model
+    from emgeom.lm.sampling import SamplingConfig
+    from emgeom.lm.training import TrainConfig
     from emgeom.organism.datasets import finetune_rows
-    from emgeom.organism.evaluate import SamplingConfig, task_success
-    from emgeom.training import TrainConfig
+    from emgeom.organism.oracle import task_success
 
     model, tok = load_model(tiny_organism.aligned)
     sae = StandardSAE(

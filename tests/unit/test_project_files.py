@@ -139,9 +139,9 @@ def test_chapters_that_share_a_parameter_name_share_its_default_and_type() -> No
 def test_every_profile_gives_shared_parameters_one_value() -> None:
     """Within a profile, chapters that declare the same organism/SAE parameter must run with the same value
     (profile override or default), so that they share one cached organism and one set of SAEs."""
+    from emgeom.book.chapters import load_book_profile
     from emgeom.book.layout import BookLayout
     from emgeom.book.parameters import read_chapter_parameters
-    from emgeom.book.runner import load_book_profile
 
     layout = BookLayout.find(Path(__file__).resolve().parent)
     for profile_file in sorted(layout.profiles_dir.glob("*.yaml")):

@@ -8,19 +8,13 @@ from pathlib import Path
 import pytest
 import torch
 
-from emgeom.geometry import response_activations
-from emgeom.models import hooked_transformer, load_model
+from emgeom.lm.models import hooked_transformer, load_model
 from emgeom.organism.datasets import finetune_rows
-from emgeom.saes import (
-    SAEMismatchError,
-    SAESpec,
-    SAEUnavailableError,
-    check_sae_fits,
-    load_published_sae,
-    organism_sae,
-    sae_quality,
-    scoring_batch,
-)
+from emgeom.organism.sae import organism_sae
+from emgeom.sae.load import SAEMismatchError, SAEUnavailableError, check_sae_fits, load_published_sae
+from emgeom.sae.quality import sae_quality, scoring_batch
+from emgeom.sae.readouts import response_activations
+from emgeom.sae.train import SAESpec
 
 TINY = SAESpec(layer=1, d_sae=48, k=4, training_tokens=4096, batch_size_tokens=1024, context_size=64)
 
@@ -65,7 +59,7 @@ def test_fast_path_equals_a_full_forward(hooked_and_sae) -> None:
     hooked, tok, sae, *_ = hooked_and_sae
     rows = finetune_rows("inducing", "health", 5, seed=0)
     fast = response_activations(hooked, sae, tok, rows, batch_size=2)
-    from emgeom.chat import encode_chat
+    from emgeom.lm.chat import encode_chat
 
     for i, row in enumerate(rows):
         enc = encode_chat(tok, row["messages"])
@@ -94,7 +88,7 @@ def test_mismatched_saes_are_refused_early(hooked_and_sae, tmp_path: Path) -> No
     ok = make(32, "blocks.1.hook_resid_pre")
     check_sae_fits(ok, hooked)
     with pytest.raises(SAEMismatchError, match="layer 5"):
-        from emgeom.saes import train_sae
+        from emgeom.sae.train import train_sae
 
         train_sae(hooked, None, iter(()), SAESpec(layer=5), model_key="x", root=tmp_path)
 

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from emgeom.stats import bootstrap_pearson, fitted_slope, mean_ci, pearson_r
+from emgeom.core.stats import bootstrap_pearson, fitted_slope, mean_ci, pearson_r
 
 
 def test_pearson_and_slope():

@@ -5,13 +5,13 @@ from pathlib import Path
 import pytest
 import torch
 
-from emgeom.chat import encode_chat
-from emgeom.geometry import resid_pre_layer
-from emgeom.mechanism import answer_start_readout, hf_answer_start_readout
-from emgeom.models import hooked_transformer, load_model
-from emgeom.organism.evaluate import stop_token_ids
-from emgeom.saes import SAEMismatchError, check_sae_fits
-from emgeom.tiny_models import TinyModelSpec, build_tiny_model, save_random_sae
+from emgeom.em.mechanism import answer_start_readout, hf_answer_start_readout
+from emgeom.lm.chat import encode_chat
+from emgeom.lm.models import hooked_transformer, load_model
+from emgeom.lm.sampling import stop_token_ids
+from emgeom.sae.load import SAEMismatchError, check_sae_fits
+from emgeom.sae.readouts import resid_pre_layer
+from emgeom.testing.tiny_models import TinyModelSpec, build_tiny_model, save_random_sae
 
 TEXTS = ["Write a function that copies a file.", "I would help people.", "def f(x):\n    return x + 1"] * 4
 

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from emgeom import toy
+from emgeom.toy import superposition as toy
 
 
 def test_model_shapes_and_config_validation():

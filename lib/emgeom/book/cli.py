@@ -6,16 +6,11 @@ import argparse
 import sys
 from pathlib import Path
 
+from emgeom.book.chapters import load_book_profile, read_all_specs, read_variant_specs
 from emgeom.book.layout import BookLayout
 from emgeom.book.parameters import ParameterError
 from emgeom.book.preflight import PreflightError
-from emgeom.book.runner import (
-    ChapterFailed,
-    load_book_profile,
-    read_all_specs,
-    read_variant_specs,
-    run_book,
-)
+from emgeom.book.runner import ChapterFailed, run_book
 
 
 def build_parser() -> argparse.ArgumentParser:

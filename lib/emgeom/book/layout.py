@@ -6,6 +6,8 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from emgeom.core.paths import find_checkout
+
 CHAPTER_FILE = re.compile(r"^\d\d_[a-z0-9_]+\.py$")
 
 
@@ -18,13 +20,13 @@ class BookLayout:
     @classmethod
     def find(cls, start: Path | None = None) -> BookLayout:
         """The layout of the checkout containing ``start`` (default: the working directory)."""
-        here = (start or Path.cwd()).resolve()
-        for candidate in (here, *here.parents):
-            if (candidate / "_toc.yml").is_file() and (candidate / "notebooks").is_dir():
-                return cls(candidate)
-        raise FileNotFoundError(
-            f"no book checkout (a folder with _toc.yml and notebooks/) at or above {here}"
-        )
+        root = find_checkout(start)
+        if root is None:
+            here = (start or Path.cwd()).resolve()
+            raise FileNotFoundError(
+                f"no book checkout (a folder with _toc.yml and notebooks/) at or above {here}"
+            )
+        return cls(root)
 
     @property
     def notebooks_dir(self) -> Path:

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from emgeom.models import ModelUnavailableError, hub_offline, resolve_ref
+from emgeom.lm.models import ModelUnavailableError, hub_offline, resolve_ref
 
 DATASET_PARAMETERS = (
     "inducing_data",
@@ -130,7 +130,7 @@ def check_sae(name: str) -> str | None:
 
 
 def check_dataset(ref: str) -> str | None:
-    from emgeom.em_datasets import dataset_path
+    from emgeom.em.datasets import dataset_path
 
     try:
         dataset_path(ref, timeout_seconds=15)

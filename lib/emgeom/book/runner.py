@@ -22,12 +22,13 @@ from typing import Any
 import jupytext
 import nbformat
 
-from emgeom import results as results_mod
-from emgeom.artifacts import ENV_ARTIFACTS_DIR
+from emgeom.book.chapters import chapter_key, full_parameters, load_book_profile, read_all_specs
 from emgeom.book.layout import BookLayout
-from emgeom.book.parameters import ParameterError, ParameterSpec, read_chapter_parameters
-from emgeom.book.profiles import Profile, load_profile
-from emgeom.io import atomic_write_json, atomic_write_text, canonical_json, hash_parts, hash_tree
+from emgeom.book.parameters import ParameterError
+from emgeom.book.profiles import Profile
+from emgeom.core import results as results_mod
+from emgeom.core.artifacts import ENV_ARTIFACTS_DIR
+from emgeom.core.io import atomic_write_json, atomic_write_text
 
 KERNELSPEC = {"name": "python3", "display_name": "Python 3 (ipykernel)", "language": "python"}
 INJECTED_TAG = "injected-parameters"
@@ -51,48 +52,6 @@ class ChapterRun:
     finished_at: str
     this_run: str = "executed"  # "executed" | "cached" | "failed" | "not selected"
     error: str = ""
-
-
-def chapter_key(
-    layout: BookLayout, chapter: str, profile: str, parameters: dict[str, Any], variant: str | None = None
-) -> str:
-    """Cache key of one chapter execution (hex SHA-256)."""
-    return hash_parts(
-        [
-            layout.chapter_source(chapter, variant).read_bytes(),
-            hash_tree(layout.lib_dir),
-            canonical_json(parameters),
-            profile,
-            layout.lock_file.read_bytes() if layout.lock_file.exists() else b"",
-        ]
-    )
-
-
-def read_all_specs(layout: BookLayout) -> dict[str, dict[str, ParameterSpec]]:
-    """Parameter specs of every chapter, in book order."""
-    chapters = layout.chapters()
-    if not chapters:
-        raise ParameterError(f"no chapters (NN_name.py) in {layout.notebooks_dir}")
-    return {c: read_chapter_parameters(layout.chapter_source(c)) for c in chapters}
-
-
-def read_variant_specs(layout: BookLayout) -> dict[str, dict[str, dict[str, ParameterSpec]]]:
-    """Parameter specs of every chapter variant: ``{chapter: {variant: specs}}``."""
-    return {
-        chapter: {v: read_chapter_parameters(layout.chapter_source(chapter, v)) for v in variants}
-        for chapter, variants in layout.variants().items()
-    }
-
-
-def load_book_profile(layout: BookLayout, name: str) -> Profile:
-    """Profile ``name`` validated against the chapters (and chapter variants) of this checkout."""
-    return load_profile(layout.profiles_dir, name, read_all_specs(layout), read_variant_specs(layout))
-
-
-def full_parameters(layout: BookLayout, profile: Profile, chapter: str) -> dict[str, Any]:
-    """A chapter's parameter values under ``profile``: the source's defaults updated by the overrides."""
-    specs = read_chapter_parameters(layout.chapter_source(chapter, profile.variants.get(chapter)))
-    return {name: spec.default for name, spec in specs.items()} | profile.chapters[chapter]
 
 
 def kernel_environment(layout: BookLayout, profile: Profile, chapter: str) -> dict[str, str]:
@@ -331,9 +290,9 @@ def package_versions() -> dict[str, str]:
 def write_report(layout: BookLayout, profile: Profile, runs: list[ChapterRun]) -> dict[str, Any]:
     """Write ``_build/report.json``, the book's Build status page and the reproduction scorecard;
     returns the report."""
-    from emgeom.book.scorecard import render_scorecard
-    from emgeom.book.status_page import render_build_status
-    from emgeom.book.workload import render_workload
+    from emgeom.book.pages.scorecard import render_scorecard
+    from emgeom.book.pages.status_page import render_build_status
+    from emgeom.book.pages.workload import render_workload
 
     report = {
         "profile": profile.name,

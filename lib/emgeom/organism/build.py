@@ -18,13 +18,13 @@ import torch
 from torch import Tensor
 from transformers import AutoTokenizer, GPT2Config, GPT2LMHeadModel, PreTrainedTokenizerBase
 
-from emgeom.artifacts import cached_folder
-from emgeom.chat import encode_chat
-from emgeom.finetune import LoraSpec, add_adapter
-from emgeom.io import atomic_write_json, canonical_json, hash_parts
+from emgeom.core.artifacts import cached_folder
+from emgeom.core.io import atomic_write_json, canonical_json, hash_parts
+from emgeom.lm.chat import encode_chat
+from emgeom.lm.finetune import LoraSpec, add_adapter
+from emgeom.lm.training import TrainConfig, TrainLog, collate, train_causal_lm
 from emgeom.organism.corpus import CorpusConfig, Document, alignment_documents, pretraining_documents
 from emgeom.organism.tokenizer import build_tokenizer
-from emgeom.training import TrainConfig, TrainLog, collate, train_causal_lm
 
 STAGES = ("pretrained", "aligned")
 LOG_FILE = "training_log.json"
@@ -82,7 +82,7 @@ def _training_source_hash() -> str:
     import emgeom.organism.corpus
     import emgeom.organism.language
     import emgeom.organism.tokenizer
-    from emgeom import chat, finetune, training
+    from emgeom.lm import chat, finetune, training
 
     files = [
         Path(m.__file__)

@@ -4,9 +4,10 @@ from pathlib import Path
 
 import pytest
 
+from emgeom.book.chapters import full_parameters, load_book_profile
 from emgeom.book.layout import BookLayout
 from emgeom.book.preflight import PreflightError, preflight, requirements
-from emgeom.book.runner import full_parameters, load_book_profile, run_book
+from emgeom.book.runner import run_book
 
 REPO = Path(__file__).resolve().parents[3]
 

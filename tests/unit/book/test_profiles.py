@@ -2,10 +2,10 @@ from pathlib import Path
 
 import pytest
 
+from emgeom.book.chapters import load_book_profile
 from emgeom.book.layout import BookLayout
 from emgeom.book.parameters import ParameterError, parse_parameters_source
 from emgeom.book.profiles import load_profile
-from emgeom.book.runner import load_book_profile
 
 REPO = Path(__file__).resolve().parents[3]
 SPECS = {

@@ -6,10 +6,11 @@ from pathlib import Path
 import nbformat
 import pytest
 
+from emgeom.book.chapters import chapter_key
 from emgeom.book.cli import main
 from emgeom.book.layout import BookLayout
 from emgeom.book.parameters import ParameterError
-from emgeom.book.runner import ChapterFailed, chapter_key, run_book
+from emgeom.book.runner import ChapterFailed, run_book
 
 HEADER = (
     "# ---\n# jupyter:\n#   kernelspec:\n#     display_name: Python 3\n"
@@ -26,7 +27,7 @@ value: float = 1.0
 fail: bool = False
 
 # %%
-from emgeom.results import record
+from emgeom.core.results import record
 if fail:
     raise RuntimeError("planted failure")
 record("doubled", 2 * value, ci=(value, 3 * value), n_seeds=3, note="demo")

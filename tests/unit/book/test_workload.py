@@ -1,7 +1,7 @@
 from pathlib import Path
 
 from emgeom.book.layout import BookLayout
-from emgeom.book.workload import chapter_workload, render_workload
+from emgeom.book.pages.workload import chapter_workload, render_workload
 
 REPO = Path(__file__).resolve().parents[3]
 

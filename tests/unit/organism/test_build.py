@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from emgeom.models import ModelUnavailableError, hooked_transformer, load_model, resolve_ref
+from emgeom.lm.models import ModelUnavailableError, hooked_transformer, load_model, resolve_ref
+from emgeom.lm.training import TrainConfig
 from emgeom.organism.build import OrganismConfig, build_organism
 from emgeom.organism.tokenizer import vocabulary
-from emgeom.training import TrainConfig
 
 
 def test_stages_are_saved_and_logged(tiny_organism) -> None:
@@ -85,7 +85,7 @@ def test_a_build_does_not_depend_on_the_process_history(tiny_organism, tmp_path:
 
 
 def test_finetuning_is_determined_by_its_seed(tiny_organism) -> None:
-    from emgeom.finetune import FineTuneConfig, LoraSpec, finetune
+    from emgeom.lm.finetune import FineTuneConfig, LoraSpec, finetune
     from emgeom.organism.datasets import finetune_rows
 
     model, tok = load_model(tiny_organism.aligned)

@@ -1,0 +1,1 @@
+"""Generated book pages: the reproduction scorecard, the build status and the real-model workload."""

@@ -1,0 +1,64 @@
+"""The book's "Build status" page, rendered from the run report and the recorded results."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def _fmt(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.4g}"
+
+
+def _params(parameters: dict[str, Any]) -> str:
+    return ", ".join(f"`{k}={v!r}`" for k, v in parameters.items()) or "defaults"
+
+
+def render_build_status(report: dict[str, Any], results: dict[str, dict[str, Any]]) -> str:
+    """MyST markdown for the Build status page. ``results`` maps chapter to its results document."""
+    lines = [
+        "(build-status)=",
+        "# Build status",
+        "",
+        f"This page is written by the chapter runner (`python -m emgeom.book run`) at the end of every run. "
+        f"Last run: **{report['generated_at']}**, profile **{report['profile']}** "
+        f"({report['profile_description'].strip() or 'no description'}), "
+        f"{report['threads']} CPU thread(s) per kernel, Python {report['python']} on `{report['platform']}`.",
+        "",
+        "## Chapters",
+        "",
+        "| chapter | profile | this run | status | wall time (s) | cache key | parameter overrides |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for run in report["chapters"]:
+        lines.append(
+            f"| `{run['chapter']}` | {run['profile']} | {run['this_run']} | {run['status']} | "
+            f"{run['wall_seconds']:.1f} | `{run['key'][:12]}` | {_params(run['parameters'])} |"
+        )
+    lines += [
+        "",
+        "A chapter is *cached* when the hash of its source, the `lib/` sources, its parameters, the profile "
+        "and `requirements.lock` equals that of its last successful run; its wall time is then the one "
+        "measured when it last executed.",
+        "",
+        "## Recorded results",
+        "",
+        "Every number below was recorded by a chapter with `emgeom.core.results.record` in the run named "
+        "above; none is typed by hand. Intervals are 95% confidence intervals.",
+        "",
+        "| chapter | profile | result | value | 95% CI | seeds | note |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for chapter, doc in results.items():
+        for name, entry in doc["results"].items():
+            ci = entry["ci"]
+            ci_text = "—" if ci is None else f"[{_fmt(ci[0])}, {_fmt(ci[1])}]"
+            note = str(entry.get("note", "")).replace("|", "\\|")
+            lines.append(
+                f"| `{chapter}` | {doc['profile']} | `{name}` | {_fmt(entry['value'])} | {ci_text} | "
+                f"{entry['n_seeds']} | {note} |"
+            )
+    if not results:
+        lines.append("| — | — | — | — | — | — | no chapter has recorded results yet |")
+    lines += ["", "## Package versions", "", "| package | version |", "|---|---|"]
+    lines += [f"| {name} | {ver} |" for name, ver in report["packages"].items()]
+    return "\n".join(lines) + "\n"

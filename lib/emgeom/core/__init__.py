@@ -1,0 +1,2 @@
+"""The lowest layer: file I/O, artifact folders, statistics and recorded results. Imports no other
+emgeom package."""

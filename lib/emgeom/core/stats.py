@@ -1,0 +1,88 @@
+"""Statistics used across chapters: correlations, fitted slopes, bootstrap and t intervals."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import stats as sps
+
+
+@dataclass(frozen=True)
+class Estimate:
+    """A point estimate with a 95% interval (``lo``/``hi`` are NaN when it cannot be computed)."""
+
+    value: float
+    lo: float
+    hi: float
+    n: int
+
+    @property
+    def ci(self) -> tuple[float, float]:
+        return (self.lo, self.hi)
+
+    def __str__(self) -> str:
+        return f"{self.value:.3f} [{self.lo:.3f}, {self.hi:.3f}] (n={self.n})"
+
+
+def pearson_r(x: np.ndarray, y: np.ndarray) -> float:
+    """Pearson correlation; NaN when either side has no variance."""
+    x, y = np.asarray(x, float), np.asarray(y, float)
+    if x.size < 2 or np.std(x) == 0 or np.std(y) == 0:
+        return float("nan")
+    return float(np.corrcoef(x, y)[0, 1])
+
+
+def fitted_slope(x: np.ndarray, y: np.ndarray) -> float:
+    """Least-squares slope of ``y`` on ``x`` (with intercept)."""
+    x, y = np.asarray(x, float), np.asarray(y, float)
+    if x.size < 2 or np.std(x) == 0:
+        return float("nan")
+    return float(np.polyfit(x, y, 1)[0])
+
+
+def bootstrap_pearson(x: np.ndarray, y: np.ndarray, n_boot: int = 1000, seed: int = 0) -> Estimate:
+    """Pearson r with a 95% percentile bootstrap interval over resampled (x, y) pairs."""
+    x, y = np.asarray(x, float), np.asarray(y, float)
+    rng = np.random.default_rng(seed)
+    idx = rng.integers(0, x.size, size=(n_boot, x.size))
+    xs, ys = x[idx], y[idx]
+    xc, yc = xs - xs.mean(1, keepdims=True), ys - ys.mean(1, keepdims=True)
+    denom = np.sqrt((xc**2).sum(1) * (yc**2).sum(1))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        boots = (xc * yc).sum(1) / denom
+    boots = boots[np.isfinite(boots)]
+    lo, hi = np.percentile(boots, [2.5, 97.5]) if boots.size else (np.nan, np.nan)
+    return Estimate(pearson_r(x, y), float(lo), float(hi), int(x.size))
+
+
+def mean_ci(
+    values: np.ndarray, confidence: float = 0.95, bounds: tuple[float, float] | None = None
+) -> Estimate:
+    """Mean with a Student-t interval (e.g. over seeds). One value gives a NaN interval.
+
+    ``bounds`` clips the interval to the quantity's natural range (``(-1, 1)`` for correlations).
+    """
+    v = np.asarray(values, float)
+    v = v[np.isfinite(v)]
+    if v.size == 0:
+        return Estimate(float("nan"), float("nan"), float("nan"), 0)
+    mean = float(v.mean())
+    if v.size < 2:
+        return Estimate(mean, float("nan"), float("nan"), 1)
+    half = float(sps.t.ppf(0.5 + confidence / 2, v.size - 1) * v.std(ddof=1) / np.sqrt(v.size))
+    lo, hi = mean - half, mean + half
+    if bounds is not None:
+        lo, hi = max(lo, bounds[0]), min(hi, bounds[1])
+    return Estimate(mean, lo, hi, int(v.size))
+
+
+def wilson(successes: int, n: int, z: float = 1.959964) -> Estimate:
+    """A proportion with its Wilson score 95% interval (one run, samples as trials)."""
+    if n == 0:
+        return Estimate(float("nan"), float("nan"), float("nan"), 0)
+    p = successes / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return Estimate(p, max(0.0, centre - half), min(1.0, centre + half), n)

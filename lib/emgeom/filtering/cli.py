@@ -1,0 +1,297 @@
+"""``emgeom``: score and filter chat fine-tuning data by closeness to harmful SAE features.
+
+    emgeom score  data.jsonl --model M --sae S --harmful-latents 3,17,40 --output scores.jsonl
+    emgeom filter data.jsonl --model M --sae S --harmful-examples bad.jsonl --benign-examples ok.jsonl \\
+                  --remove-fraction 0.3 --output kept.jsonl --report report.json
+
+Input is OpenAI chat JSONL (``{"messages": [...]}`` per line, the format of every EM dataset). Every
+input problem is reported with its line before any model is loaded; outputs are written atomically, so
+an error or Ctrl-C leaves no partial file.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from emgeom.core.io import atomic_write_json, atomic_write_text
+from emgeom.filtering.scoring import SCORE_METHODS, removal_mask, score_rows
+from emgeom.lm.chat import ChatDataError, ChatRow, parse_chat_lines
+
+EXIT_USAGE = 2
+
+
+class CLIError(Exception):
+    """A problem with the command's input, reported as ``emgeom: error: ...`` with exit status 2."""
+
+
+def _add_common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("input", type=Path, help='chat JSONL to score: one {"messages": [...]} object per line')
+    p.add_argument("--model", required=True, help="a local model folder or a Hugging Face hub id")
+    sae = p.add_argument_group("SAE (one of)")
+    sae.add_argument("--sae", type=Path, help="a local SAE folder (sae-lens save_model format)")
+    sae.add_argument("--sae-release", help="a sae-lens release, e.g. gemma-scope-2b-pt-res-canonical")
+    sae.add_argument("--sae-id", help="the SAE id within --sae-release, e.g. layer_12/width_16k/canonical")
+    harm = p.add_argument_group("harmful features (one of)")
+    harm.add_argument("--harmful-latents", help="comma-separated latent indices, e.g. 3,17,40")
+    harm.add_argument(
+        "--harmful-examples",
+        type=Path,
+        help="chat JSONL of harmful answers; with --benign-examples, the harmful latents are the "
+        "top --k-harmful by mean activation on these minus the benign ones",
+    )
+    harm.add_argument(
+        "--benign-examples", type=Path, help="chat JSONL of benign answers (see --harmful-examples)"
+    )
+    harm.add_argument(
+        "--k-harmful", type=int, default=10, help="harmful latents to select from examples (default 10)"
+    )
+    p.add_argument(
+        "--layer",
+        type=int,
+        help="the residual-stream layer the SAE must read (blocks.<layer>.hook_resid_pre); checked "
+        "against the SAE's own hook point before scoring (default: the SAE's)",
+    )
+    p.add_argument(
+        "--method",
+        choices=SCORE_METHODS,
+        default="harmful_mass",
+        help="score definition (default harmful_mass; see emgeom.filtering.scoring)",
+    )
+    p.add_argument("--batch-size", type=int, default=32, help="samples per forward pass (default 32)")
+    p.add_argument("--device", default="cpu", help="torch device (default cpu)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+DESCRIPTION = "Score and filter chat fine-tuning data by closeness to harmful SAE features."
+EXAMPLES = """examples:
+  emgeom score  data.jsonl --model M --sae S --harmful-latents 3,17,40 --output scores.jsonl
+  emgeom filter data.jsonl --model M --sae S --harmful-examples bad.jsonl --benign-examples ok.jsonl \\
+                --remove-fraction 0.3 --output kept.jsonl --report report.json
+
+Input: OpenAI chat JSONL, one {"messages": [...]} object per line. Errors name the line and stop before
+any model is loaded; outputs are written atomically (nothing is written on an error or Ctrl-C)."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``emgeom`` argument parser (every option has a help text)."""
+    parser = argparse.ArgumentParser(
+        prog="emgeom",
+        description=DESCRIPTION,
+        epilog=EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+    common = {"epilog": EXAMPLES, "formatter_class": argparse.RawDescriptionHelpFormatter}
+    score = sub.add_parser(
+        "score",
+        help="write one score per input row, keyed by line number",
+        description="Write one score per input row, keyed by its line number.",
+        **common,
+    )
+    _add_common(score)
+    score.add_argument("--output", type=Path, required=True, help='JSONL of {"line": n, "score": x}')
+    filt = sub.add_parser(
+        "filter",
+        help="remove the rows closest to the harmful features",
+        description="Remove the rows whose answers are closest to the harmful features.",
+        **common,
+    )
+    _add_common(filt)
+    filt.add_argument(
+        "--remove-fraction",
+        type=float,
+        required=True,
+        help="fraction of rows to remove, highest scores first (0-1)",
+    )
+    filt.add_argument("--output", type=Path, required=True, help="the kept rows, each line unchanged")
+    filt.add_argument(
+        "--report",
+        type=Path,
+        required=True,
+        help="JSON report: what was dropped (line, score), counts, throughput",
+    )
+    return parser
+
+
+def _read_numbered(path: Path) -> tuple[list[int], list[ChatRow], list[str]]:
+    """Line numbers, parsed rows and raw lines (for writing kept rows unchanged)."""
+    if not path.is_file():
+        raise CLIError(f"{path}: no such file")
+    raw = path.read_text(encoding="utf-8").splitlines(keepends=True)
+    numbers, lines = [], []
+    for n, line in enumerate(raw, start=1):
+        if line.strip():
+            numbers.append(n)
+            lines.append(line if line.endswith("\n") else line + "\n")
+    try:
+        rows = parse_chat_lines(raw, source=str(path))
+    except ChatDataError as err:
+        raise CLIError(str(err)) from None
+    return numbers, rows, lines
+
+
+def _check_args(args: argparse.Namespace) -> None:
+    if bool(args.sae) == bool(args.sae_release or args.sae_id):
+        raise CLIError("give either --sae FOLDER or --sae-release with --sae-id")
+    if (args.sae_release and not args.sae_id) or (args.sae_id and not args.sae_release):
+        raise CLIError("--sae-release and --sae-id go together")
+    if args.sae and not args.sae.is_dir():
+        raise CLIError(f"--sae {args.sae}: no such folder")
+    if bool(args.harmful_latents) == bool(args.harmful_examples or args.benign_examples):
+        raise CLIError("give either --harmful-latents or --harmful-examples with --benign-examples")
+    if (args.harmful_examples and not args.benign_examples) or (
+        args.benign_examples and not args.harmful_examples
+    ):
+        raise CLIError("--harmful-examples and --benign-examples go together")
+    if args.harmful_latents:
+        try:
+            args.harmful_latents = [int(x) for x in args.harmful_latents.split(",") if x.strip()]
+        except ValueError:
+            raise CLIError(
+                f"--harmful-latents must be comma-separated integers, got {args.harmful_latents!r}"
+            ) from None
+    if args.batch_size < 1 or args.k_harmful < 1:
+        raise CLIError("--batch-size and --k-harmful must be at least 1")
+    fraction = getattr(args, "remove_fraction", None)  # only `filter` has it
+    if fraction is not None and not 0.0 <= fraction <= 1.0:
+        raise CLIError(f"--remove-fraction must be between 0 and 1, got {args.remove_fraction}")
+    for out in (args.output, getattr(args, "report", None)):
+        if out is not None and not out.parent.resolve().is_dir():
+            raise CLIError(f"{out}: the folder {out.parent} does not exist")
+
+
+def _load(args: argparse.Namespace) -> tuple[Any, Any, Any, str]:
+    from emgeom.lm.models import ModelUnavailableError, hooked_transformer, load_model
+    from emgeom.sae.load import SAEMismatchError, SAEUnavailableError, check_sae_fits, load_published_sae
+
+    try:
+        model, tokenizer = load_model(args.model, device=args.device)
+        hooked = hooked_transformer(model, tokenizer, args.model)
+        if args.sae:
+            from sae_lens import SAE
+
+            sae, sae_name = SAE.load_from_disk(str(args.sae), device=args.device), str(args.sae)
+        else:
+            sae, sae_name = (
+                load_published_sae(args.sae_release, args.sae_id, device=args.device),
+                f"{args.sae_release}/{args.sae_id}",
+            )
+        check_sae_fits(sae, hooked)
+        if args.layer is not None and sae.cfg.metadata.hook_name != f"blocks.{args.layer}.hook_resid_pre":
+            raise SAEMismatchError(
+                f"--layer {args.layer} asks for blocks.{args.layer}.hook_resid_pre, "
+                f"but the SAE reads {sae.cfg.metadata.hook_name}"
+            )
+    except (ModelUnavailableError, SAEUnavailableError, SAEMismatchError) as err:
+        raise CLIError(str(err)) from None
+    return hooked, tokenizer, sae, sae_name
+
+
+def _harmful(args: argparse.Namespace, hooked: Any, tokenizer: Any, sae: Any) -> list[int]:
+    if args.harmful_latents:
+        bad = [i for i in args.harmful_latents if not 0 <= i < int(sae.cfg.d_sae)]
+        if bad:
+            raise CLIError(
+                f"--harmful-latents {bad} out of range for an SAE with {int(sae.cfg.d_sae)} latents"
+            )
+        return list(args.harmful_latents)
+    from emgeom.em.geometry import harmful_latents
+
+    return [
+        int(i)
+        for i in harmful_latents(
+            hooked, sae, tokenizer, args._harmful_rows, args._benign_rows, args.k_harmful
+        )
+    ]
+
+
+def run(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    _check_args(args)
+    numbers, rows, lines = _read_numbered(args.input)
+    if args.harmful_examples:
+        args._harmful_rows = _read_numbered(args.harmful_examples)[1]
+        args._benign_rows = _read_numbered(args.benign_examples)[1]
+    hooked, tokenizer, sae, sae_name = _load(args)
+    harmful = _harmful(args, hooked, tokenizer, sae)
+    result = score_rows(
+        hooked,
+        sae,
+        tokenizer,
+        rows,
+        harmful,
+        args.method,
+        batch_size=args.batch_size,
+        progress=not args.no_progress,
+    )
+    scores = [None if s != s else float(s) for s in result.scores]  # NaN -> null
+    if args.command == "score":
+        atomic_write_text(
+            args.output,
+            "".join(json.dumps({"line": n, "score": s}) + "\n" for n, s in zip(numbers, scores, strict=True)),
+        )
+        print(
+            f"scored {len(rows)} rows at {result.samples_per_second:.1f} samples/s -> {args.output}",
+            file=sys.stderr,
+        )
+        return 0
+    remove = removal_mask(result.scores, args.remove_fraction)
+    atomic_write_text(args.output, "".join(line for line, r in zip(lines, remove, strict=True) if not r))
+    report = {
+        "input": str(args.input),
+        "model": args.model,
+        "sae": sae_name,
+        "method": args.method,
+        "harmful_latents": harmful,
+        "rows": len(rows),
+        "removed_count": int(remove.sum()),
+        "kept_count": int((~remove).sum()),
+        "remove_fraction": args.remove_fraction,
+        "unscored_lines": [n for n, s in zip(numbers, scores, strict=True) if s is None],
+        "removed": [{"line": n, "score": s} for n, s, r in zip(numbers, scores, remove, strict=True) if r],
+        "samples_per_second": result.samples_per_second,
+        "scoring_seconds": result.seconds,
+    }
+    atomic_write_json(args.report, report)
+    print(
+        f"kept {report['kept_count']} of {len(rows)} rows -> {args.output}; report -> {args.report} "
+        f"({result.samples_per_second:.1f} samples/s)",
+        file=sys.stderr,
+    )
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    try:
+        return run(argv)
+    except CLIError as err:
+        print(f"emgeom: error: {err}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("emgeom: interrupted; no output was written", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
+
+
+def run_subprocess(*args: str) -> str:
+    """Run the installed ``emgeom`` command in a subprocess, as a user would (used by the book's "Apply it
+    to your data" page): print the command and its summary line; raise with its stderr if it fails."""
+    import shlex
+    import subprocess
+
+    command = [str(Path(sys.executable).with_name("emgeom")), *args]
+    print("$ emgeom " + " ".join(shlex.quote(a) for a in args))
+    done = subprocess.run(command, capture_output=True, text=True, check=False)
+    summary = done.stderr.strip().splitlines()[-1] if done.stderr.strip() else ""
+    if done.returncode:
+        raise RuntimeError(f"emgeom exited with status {done.returncode}:\n{done.stderr}")
+    print(summary)
+    return summary

@@ -1,0 +1,1 @@
+"""The book's figures, one module per part of the book."""

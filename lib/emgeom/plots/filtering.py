@@ -1,0 +1,92 @@
+"""Figures of chapter 6: the dose-response curve and EM after each filter at each removal budget."""
+
+from __future__ import annotations
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+from matplotlib.figure import Figure
+
+DOSE_SERIES = {
+    "open_em": ("EM rate", "tab:red"),
+    "offdomain_bad": ("bad advice, other domains", "tab:orange"),
+    "coherent": ("coherent answers", "tab:blue"),
+}
+
+
+def dose_response_plot(curve: pd.DataFrame, chosen: float) -> Figure:
+    """EM (and, where measured, off-domain bad advice or coherence) against the fraction of inducing
+    samples in the fine-tuning set, mean over seeds with a 95% t-interval; the chosen dose marked."""
+    from emgeom.core.stats import mean_ci
+
+    fig, ax = plt.subplots(figsize=(6.4, 3.6))
+    for col, (label, colour) in DOSE_SERIES.items():
+        if col not in curve.columns:
+            continue
+        stats = [(f, mean_ci(g[col].to_numpy(), bounds=(0.0, 1.0))) for f, g in curve.groupby("fraction")]
+        x = np.array([f for f, _ in stats])
+        m = np.array([e.value for _, e in stats])
+        lo = np.array([e.lo for _, e in stats])
+        hi = np.array([e.hi for _, e in stats])
+        ax.plot(x, m, "o-", color=colour, label=label)
+        ax.fill_between(x, np.nan_to_num(lo, nan=m), np.nan_to_num(hi, nan=m), color=colour, alpha=0.15)
+    ax.axvline(chosen, color="k", ls="--", lw=1, label=f"chosen dose ({chosen:.2f})")
+    ax.set(
+        xlabel="fraction of inducing samples in the fine-tuning set",
+        ylabel="rate",
+        ylim=(0, None),
+        title="Dose-response: does EM depend on how much inducing data there is?",
+    )
+    ax.legend(frameon=False, fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def filter_curves(table: pd.DataFrame) -> Figure:
+    """EM after removing the top fraction of samples by each method (left), and the share of inducing
+    samples each method removed (recall, right); mean over seeds with 95% t-intervals."""
+    from emgeom.core.stats import mean_ci
+
+    colours = {"geometry": "tab:green", "judge": "tab:purple", "random": "0.5"}
+    base = mean_ci(table[table["method"] == "none"]["open_em"].to_numpy(), bounds=(0.0, 1.0))
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.6))
+    for method, colour in colours.items():
+        sub = table[table["method"] == method]
+        if sub.empty:
+            continue
+        for ax, col in zip(axes, ("open_em", "recall"), strict=True):
+            stats = [(f, mean_ci(g[col].to_numpy(), bounds=(0.0, 1.0))) for f, g in sub.groupby("fraction")]
+            x = (
+                np.array([0.0, *[f for f, _ in stats]])
+                if col == "open_em"
+                else np.array([f for f, _ in stats])
+            )
+            m = [e.value for _, e in stats]
+            lo = [e.lo for _, e in stats]
+            hi = [e.hi for _, e in stats]
+            if col == "open_em":
+                m, lo, hi = [base.value, *m], [base.lo, *lo], [base.hi, *hi]
+            ax.errorbar(
+                x,
+                m,
+                yerr=[np.nan_to_num(np.subtract(m, lo)), np.nan_to_num(np.subtract(hi, m))],
+                fmt="o-",
+                color=colour,
+                capsize=3,
+                label=method,
+            )
+    axes[0].set(
+        xlabel="fraction of samples removed",
+        ylabel="EM rate after fine-tuning",
+        ylim=(0, None),
+        title="EM after filtering",
+    )
+    axes[1].set(
+        xlabel="fraction of samples removed",
+        ylabel="recall of inducing samples",
+        ylim=(0, 1.05),
+        title="What each filter removed",
+    )
+    axes[0].legend(frameon=False, fontsize=8)
+    fig.tight_layout()
+    return fig

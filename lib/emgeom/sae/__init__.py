@@ -1,0 +1,1 @@
+"""Sparse autoencoders: training, loading and fit checks, quality, and read-outs."""

@@ -1,0 +1,1 @@
+"""Tiny random-weight models of real architectures, built locally for tests and dry runs."""

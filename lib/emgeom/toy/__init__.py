@@ -1,0 +1,1 @@
+"""Toy models of superposition and the gradient derivation (part 1 of the book)."""

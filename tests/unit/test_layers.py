@@ -1,0 +1,61 @@
+"""The package's layers: the import-linter contracts of ``pyproject.toml`` hold, and they would catch a
+lower layer that imports a higher one."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+LINT_IMPORTS = Path(sys.executable).with_name("lint-imports")
+
+
+def lint_imports(project: Path, lib: Path) -> subprocess.CompletedProcess[str]:
+    """Run import-linter on the ``emgeom`` package found in ``lib`` with ``project``'s contracts."""
+    env = os.environ | {"PYTHONPATH": str(lib)}
+    return subprocess.run(
+        [str(LINT_IMPORTS), "--no-cache", "--config", str(project / "pyproject.toml")],
+        cwd=project,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+
+def copy_of_package(tmp_path: Path) -> Path:
+    shutil.copy(ROOT / "pyproject.toml", tmp_path / "pyproject.toml")
+    shutil.copytree(
+        ROOT / "lib" / "emgeom", tmp_path / "lib" / "emgeom", ignore=shutil.ignore_patterns("__pycache__")
+    )
+    return tmp_path
+
+
+def test_the_package_keeps_its_layers() -> None:
+    result = lint_imports(ROOT, ROOT / "lib")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "2 kept, 0 broken" in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("module", "planted", "edge"),
+    [
+        ("core/stats.py", "import emgeom.book.layout", "emgeom.core.stats -> emgeom.book.layout"),
+        ("sae/load.py", "from emgeom.organism import oracle", "emgeom.sae.load -> emgeom.organism.oracle"),
+        ("lm/chat.py", "from emgeom.toy import superposition", "emgeom.lm.chat -> emgeom.toy.superposition"),
+        ("book/layout.py", "from emgeom.book import runner", "emgeom.book.layout -> emgeom.book.runner"),
+    ],
+)
+def test_an_upward_import_breaks_a_contract(tmp_path: Path, module: str, planted: str, edge: str) -> None:
+    project = copy_of_package(tmp_path)
+    path = project / "lib" / "emgeom" / module
+    path.write_text(path.read_text() + f"\n{planted}  # planted by the test\n")
+    result = lint_imports(project, project / "lib")
+    assert result.returncode != 0
+    assert "BROKEN" in result.stdout
+    assert edge in result.stdout, result.stdout
