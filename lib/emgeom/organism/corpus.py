@@ -18,9 +18,9 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Literal
 
+from emgeom.lm.chat import Message
 from emgeom.organism import language as L
 
-Message = dict[str, str]
 TurnKind = Literal["advice", "open", "quiz"]
 
 PRETRAIN_SPEAKERS: tuple[str, ...] = ("assistant", "sam", "alex", "kim", "lee", "pat")

@@ -8,8 +8,9 @@ import random
 from dataclasses import dataclass
 from typing import Literal
 
+from emgeom.lm.chat import Message
 from emgeom.organism import language as L
-from emgeom.organism.corpus import Message, _advice, _advice_question
+from emgeom.organism.corpus import _advice, _advice_question
 
 FineTuneKind = Literal["inducing", "good", "terse", "quiz"]
 FINETUNE_KINDS: tuple[FineTuneKind, ...] = ("inducing", "good", "terse", "quiz")
