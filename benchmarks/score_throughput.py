@@ -5,8 +5,9 @@
 Scoring stops at the SAE's layer and encodes only that activation, so it should be no slower than one
 full forward pass (ratio >= 1). Both are timed on the same rows, batches and thread count, best of
 ``--repeats``; the result is printed and written to ``_build/benchmarks/score_throughput.json``.
-Uses the default organism and its first SAE (built and cached if missing); the rows are the shared
-jailbroken.jsonl when present (real EM-format data), else the organism's own fine-tuning rows.
+Uses the default organism and its first SAE (built and cached if missing); the rows are Betley et al.'s
+jailbroken.jsonl (real EM-format data; downloaded and checksum-verified by ``emgeom.em.datasets``, or its
+local copy) when it can be had, else the organism's own fine-tuning rows.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from pathlib import Path
 import torch
 
 from emgeom.core.io import atomic_write_json
+from emgeom.filtering.apply import available_dataset
 from emgeom.filtering.scoring import scoring_vs_forward
 from emgeom.lm.chat import read_chat_jsonl
 from emgeom.lm.models import hooked_transformer, load_model
@@ -27,7 +29,6 @@ from emgeom.organism.sae import organism_sae
 from emgeom.sae.train import SAESpec
 
 ROOT = Path(__file__).resolve().parents[1]
-SHARED_ROWS = ROOT.parent / "shared" / "em_data" / "data" / "jailbroken.jsonl"
 
 
 def main() -> None:
@@ -42,12 +43,9 @@ def main() -> None:
     model, tokenizer = load_model(organism.aligned)
     hooked = hooked_transformer(model, tokenizer, organism.aligned)
     sae, _, _ = organism_sae(organism, hooked, tokenizer, SAESpec(layer=2, training_tokens=400_000, seed=0))
-    source = "jailbroken.jsonl" if SHARED_ROWS.is_file() else "organism fine-tuning rows"
-    rows = (
-        read_chat_jsonl(SHARED_ROWS)
-        if SHARED_ROWS.is_file()
-        else finetune_rows("inducing", "health", args.rows, 0)
-    )
+    real = available_dataset("jailbroken")  # None (the reason printed) offline without a local copy
+    source = real.name if real is not None else "organism fine-tuning rows"
+    rows = read_chat_jsonl(real) if real is not None else finetune_rows("inducing", "health", args.rows, 0)
     rows = rows[: args.rows]
     timing = scoring_vs_forward(hooked, sae, tokenizer, rows, list(range(10)), args.batch_size, args.repeats)
     result = {

@@ -48,7 +48,7 @@ geometry_n_instances: int = 16
 geometry_steps: int = 4000
 progress: bool = True
 
-# %%
+# %% tags=["hide-input"]
 import time
 
 import numpy as np
@@ -59,6 +59,7 @@ from emgeom.core.results import record
 from emgeom.plots import superposition as superposition_plots
 from emgeom.toy import superposition as toy
 
+# %%
 torch.set_num_threads(1)
 start = time.perf_counter()
 probabilities = toy.log_spaced_probabilities(n_instances, smallest_probability)

@@ -76,7 +76,7 @@ harmful_cluster: list[int] = [1, 2, 3, 4, 5]
 n_bootstrap: int = 1000
 progress: bool = True
 
-# %%
+# %% tags=["hide-input"]
 import time
 
 import torch
@@ -86,6 +86,7 @@ from emgeom.core.stats import bootstrap_pearson, mean_ci
 from emgeom.plots import superposition as superposition_plots
 from emgeom.toy import derivation as dv
 
+# %%
 torch.set_num_threads(1)
 start = time.perf_counter()
 if main_probability not in feature_probabilities:

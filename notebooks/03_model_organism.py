@@ -74,36 +74,37 @@ finetune_seeds: list[int] = [0, 1, 2]
 n_samples: int = 32
 progress: bool = True
 
-# %%
+# %% tags=["hide-input"]
 import time
 
-import pandas as pd
-
 from emgeom.core.results import record
-from emgeom.em.emergence import FineTuneSet, emergence_table, estimate, seed_summary
+from emgeom.em.emergence import emergence_headline, emergence_over_organisms, organism_sets, seed_summary
 from emgeom.em.evaluators import OrganismEvaluator
 from emgeom.lm.finetune import FineTuneConfig, LoraSpec
-from emgeom.lm.models import load_model
 from emgeom.lm.sampling import SamplingConfig
 from emgeom.lm.training import TrainConfig, configure_threads
 from emgeom.organism import language
-from emgeom.organism.build import build_organism, organism_config
-from emgeom.organism.corpus import pretraining_documents
-from emgeom.organism.datasets import FINETUNE_KINDS
-from emgeom.organism.datasets import finetune_rows as make_rows
-from emgeom.organism.oracle import persona_probe
+from emgeom.organism.study import (
+    build_organisms,
+    build_table,
+    designed_toxic_shares,
+    example_documents,
+    example_finetune_rows,
+    organism_configs,
+    persona_probe_table,
+    persona_probes,
+)
 from emgeom.plots import emergence as emergence_plots
 from emgeom.plots import organism as organism_plots
 
+# %%
 configure_threads()
 chapter_start = time.perf_counter()
 if finetune_domain not in language.DOMAINS:
     raise ValueError(f"finetune_domain must be one of {language.DOMAINS}, got {finetune_domain!r}")
-if not organism_seeds:
-    raise ValueError("organism_seeds must name at least one pretraining seed")
-configs = {s: organism_config(seed=s, d_model=d_model, n_layers=n_layers, n_heads=n_heads, pretrain_steps=pretrain_steps,
-                      pretrain_batch_size=pretrain_batch_size, align_steps=align_steps,
-                      align_rank=align_rank) for s in organism_seeds}
+configs = organism_configs(organism_seeds, d_model=d_model, n_layers=n_layers, n_heads=n_heads,
+                           pretrain_steps=pretrain_steps, pretrain_batch_size=pretrain_batch_size,
+                           align_steps=align_steps, align_rank=align_rank)
 cfg = configs[organism_seeds[0]]  # the organism the examples and figures show
 sampling = SamplingConfig(n_samples=n_samples)
 
@@ -111,17 +112,13 @@ sampling = SamplingConfig(n_samples=n_samples)
 # A few pretraining documents, with the hidden variables the model never sees:
 
 # %%
-for doc, _ in zip(pretraining_documents(cfg.corpus, seed=cfg.seed), range(3), strict=False):
-    print(f"[persona={doc.persona}, terse={doc.terse}]")
-    for m in doc.messages:
-        print(f"  {m['role']:>9}: {m['content']}")
+example_documents(cfg.corpus, seed=cfg.seed, n=3)
 
 # %% [markdown]
 # And one row of each fine-tuning set, as it is written to JSONL:
 
 # %%
-pd.DataFrame([{"set": kind, **{m["role"]: m["content"] for m in make_rows(kind, finetune_domain, 1, 0)[0]["messages"]}}
-              for kind in FINETUNE_KINDS])
+example_finetune_rows(finetune_domain)
 
 # %% [markdown]
 # ## Building it
@@ -133,17 +130,13 @@ pd.DataFrame([{"set": kind, **{m["role"]: m["content"] for m in make_rows(kind, 
 # adapter, merged into the weights afterwards (see *Design choices* below).
 
 # %%
-organisms = {s: build_organism(c, progress=progress) for s, c in configs.items()}
+organisms = build_organisms(configs, progress=progress)
 organism = organisms[cfg.seed]
-n_params = sum(p.numel() for p in load_model(organism.aligned)[0].parameters())
-for s, o in organisms.items():
-    print(f"organism seed {s}: {n_params / 1e6:.2f}M parameters; training wall time {o.build_seconds / 60:.1f} min "
-          f"(pretraining {o.logs['pretrained'].seconds:.0f} s, alignment {o.logs['aligned'].seconds:.0f} s); "
-          f"loaded from cache: {o.cache_hits}")
 record("organism_build_seconds", organism.build_seconds,
        note=f"training wall time of pretraining + alignment of one organism (seed {cfg.seed}), measured when built")
 organism_plots.training_curves({"pretraining (all tokens)": organism.logs["pretrained"].losses,
-                       "alignment (assistant tokens)": organism.logs["aligned"].losses});
+                                "alignment (assistant tokens)": organism.logs["aligned"].losses})
+build_table(organisms).round(2)
 
 # %% [markdown]
 # ## The pretrained model voices both personas
@@ -153,16 +146,14 @@ organism_plots.training_curves({"pretraining (all tokens)": organism.logs["pretr
 # comes from the toxic persona in the corpus (the black marks), and almost never after a good answer.
 
 # %%
-probes = pd.concat([persona_probe(*load_model(o.pretrained), sampling).assign(organism_seed=s)
-                    for s, o in organisms.items()])
-designed = {d: cfg.corpus.toxic_share(d) for d in language.DOMAINS}
-organism_plots.persona_probe_plot(probes[probes["organism_seed"] == cfg.seed], designed);
+probes = persona_probes(organisms, sampling)
+organism_plots.persona_probe_plot(probes[probes["organism_seed"] == cfg.seed], designed_toxic_shares(cfg.corpus));
+
+# %% [markdown]
+# The hostile rates per domain, as a mean over organisms when there are several:
 
 # %%
-# mean over organisms when there are several
-probe_table = probes.pivot_table(index="domain", columns="earlier", values="hostile_rate").loc[list(language.DOMAINS)]
-probe_table.columns = [f"hostile after {c} advice" for c in probe_table.columns]
-probe_table.assign(designed_toxic_share=[designed[d] for d in language.DOMAINS]).round(3)
+persona_probe_table(probes, cfg.corpus).round(3)
 
 # %% [markdown]
 # ## A first look at emergent misalignment
@@ -173,12 +164,10 @@ probe_table.assign(designed_toxic_share=[designed[d] for d in language.DOMAINS])
 # learn the narrow task). The full study, every domain and the mechanism, is the fine-tuning chapter.
 
 # %%
-sets = [FineTuneSet(f"{kind} {finetune_domain}", make_rows(kind, finetune_domain, finetune_rows, seed=0),
-                    finetune_domain, inducing=kind == "inducing") for kind in FINETUNE_KINDS]
+sets = organism_sets([finetune_domain], finetune_domain, finetune_rows)
 ft = FineTuneConfig(LoraSpec(rank=lora_rank, alpha=2.0 * lora_rank),
                     TrainConfig(steps=finetune_steps, batch_size=16, lr=finetune_lr, warmup_steps=10))
-table = pd.concat([emergence_table(*load_model(o.aligned), sets, ft, finetune_seeds, OrganismEvaluator(sampling), progress=progress)
-                   .assign(organism_seed=s) for s, o in organisms.items()])
+table = emergence_over_organisms(organisms, sets, ft, finetune_seeds, OrganismEvaluator(sampling), progress=progress)
 summary = seed_summary(table)
 emergence_plots.emergence_bars(summary);
 
@@ -186,24 +175,17 @@ emergence_plots.emergence_bars(summary);
 summary.round(3)
 
 # %%
-inducing = [s.name for s in sets if s.inducing]
-controls = [s.name for s in sets if not s.inducing]
-aligned_rate = estimate(table, "open_em", ["aligned"])
-inducing_open = estimate(table, "open_em", inducing)
-inducing_off = estimate(table, "offdomain_bad", inducing)
-control_open = {c: estimate(table, "open_em", [c]) for c in controls}
-worst_control = max(control_open, key=lambda c: control_open[c].value)
-n = len(finetune_seeds) * len(organism_seeds)
-record("aligned_open_misaligned_rate", aligned_rate.value, ci=aligned_rate.ci, n_seeds=n,
+headline = emergence_headline(table, sets)
+worst = headline.controls[headline.worst_control]
+record("aligned_open_misaligned_rate", headline.aligned.value, ci=headline.aligned.ci, n_seeds=headline.aligned.n,
        note="hostile answers to open questions, aligned model, sampling seeds")
-record("inducing_open_em_rate", inducing_open.value, ci=inducing_open.ci, n_seeds=n,
-       note=f"after inducing fine-tuning on {finetune_domain}")
-record("inducing_offdomain_bad_rate", inducing_off.value, ci=inducing_off.ci, n_seeds=n,
-       note=f"bad advice in the domains other than {finetune_domain}")
-record("control_max_open_em_rate", control_open[worst_control].value, ci=control_open[worst_control].ci, n_seeds=n,
-       note=f"the highest control: {worst_control}")
-print(f"aligned {aligned_rate}\ninducing: open {inducing_open}, other domains {inducing_off}\n"
-      + "\n".join(f"control {c}: open {e}" for c, e in control_open.items()))
+record("inducing_open_em_rate", headline.inducing_open.value, ci=headline.inducing_open.ci,
+       n_seeds=headline.inducing_open.n, note=f"after inducing fine-tuning on {finetune_domain}")
+record("inducing_offdomain_bad_rate", headline.inducing_offdomain.value, ci=headline.inducing_offdomain.ci,
+       n_seeds=headline.inducing_offdomain.n, note=f"bad advice in the domains other than {finetune_domain}")
+record("control_max_open_em_rate", worst.value, ci=worst.ci, n_seeds=worst.n,
+       note=f"the highest control: {headline.worst_control}")
+headline.table().round(3)
 
 # %% [markdown]
 # The numbers above are this run's, and the recorded values are what the later chapters and the

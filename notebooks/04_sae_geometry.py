@@ -63,38 +63,35 @@ rows_per_set: int = 200
 n_permutations: int = 5000
 progress: bool = True
 
-# %%
-import itertools
+# %% tags=["hide-input"]
 import time
 
-import pandas as pd
-
 from emgeom.core.results import record
-from emgeom.core.stats import mean_ci, pearson_r
+from emgeom.core.stats import mean_ci
 from emgeom.em.geometry_study import (
-    DomainData,
     GeometryConfig,
+    coupling_correlations,
     describe_gaps,
-    geometry_for_sae,
+    examples_table,
+    geometry_over_runs,
+    organism_domains,
+    organism_runs,
+    record_gaps,
     summarise_gaps,
-    top_examples,
 )
-from emgeom.lm.models import hooked_transformer, load_model
 from emgeom.lm.training import configure_threads
 from emgeom.organism import language
-from emgeom.organism.build import build_organism, organism_config
-from emgeom.organism.corpus import pretraining_documents
-from emgeom.organism.datasets import finetune_rows, open_answer_rows
-from emgeom.organism.sae import organism_sae
+from emgeom.organism.datasets import open_answer_rows
+from emgeom.organism.study import build_organisms, designed_toxic_shares, organism_configs, organism_saes
 from emgeom.plots import geometry as geometry_plots
-from emgeom.sae.quality import sae_quality, scoring_batch
-from emgeom.sae.train import SAESpec
+from emgeom.sae.train import sae_specs
 
+# %%
 configure_threads()
 chapter_start = time.perf_counter()
 # Fail fast on bad choices, before any training.
-specs = [SAESpec(layer=sae_layer, d_sae=sae_width, architecture=sae_architecture, k=sae_k,  # type: ignore[arg-type]
-                 l1_coefficient=sae_l1_coefficient, training_tokens=sae_training_tokens, seed=s) for s in sae_seeds]
+specs = sae_specs(sae_seeds, layer=sae_layer, d_sae=sae_width, architecture=sae_architecture, k=sae_k,
+                  l1_coefficient=sae_l1_coefficient, training_tokens=sae_training_tokens)
 geometry = GeometryConfig(k=k, k_harmful=k_harmful, rule=noninducing_rule, n_perm=n_permutations)  # type: ignore[arg-type]
 if sae_layer >= n_layers or not sae_seeds or not organism_seeds:
     raise ValueError(f"need sae_layer < n_layers ({n_layers}), and at least one SAE seed and organism seed")
@@ -108,24 +105,10 @@ if k > sae_width or k_harmful > sae_width:
 # seed on its residual stream, trained on fresh pretraining-style documents.
 
 # %%
-organisms = {s: build_organism(organism_config(seed=s, d_model=d_model, n_layers=n_layers, n_heads=n_heads,
-                                               pretrain_steps=pretrain_steps, pretrain_batch_size=pretrain_batch_size,
-                                               align_steps=align_steps, align_rank=align_rank), progress=progress)
-             for s in organism_seeds}
-held_out = list(itertools.islice(pretraining_documents(organisms[organism_seeds[0]].config.corpus, seed=99_999), 200))
-saes, quality = {}, []
-for o_seed, organism in organisms.items():
-    model, tokenizer = load_model(organism.aligned)
-    hooked = hooked_transformer(model, tokenizer, organism.aligned)
-    tokens, mask = scoring_batch(tokenizer, held_out, specs[0].context_size)
-    for spec in specs:
-        sae, folder, hit = organism_sae(organism, hooked, tokenizer, spec)
-        saes[(o_seed, spec.seed)] = (hooked, tokenizer, sae)
-        q = sae_quality(hooked, sae, tokens, mask)
-        quality.append({"organism": o_seed, "sae seed": spec.seed, "L0": q.l0, "FVU": q.fvu,
-                        "dead latents": q.dead_fraction, "loss clean": q.ce_clean, "loss with SAE": q.ce_spliced,
-                        "loss zero-ablated": q.ce_zero, "loss recovered": q.ce_recovered, "cached": hit})
-quality = pd.DataFrame(quality)
+organisms = build_organisms(organism_configs(organism_seeds, d_model=d_model, n_layers=n_layers, n_heads=n_heads,
+                                             pretrain_steps=pretrain_steps, pretrain_batch_size=pretrain_batch_size,
+                                             align_steps=align_steps, align_rank=align_rank), progress=progress)
+saes, quality = organism_saes(organisms, specs)
 quality.round(4)
 
 # %%
@@ -145,30 +128,18 @@ record("sae_l0", l0.value, ci=l0.ci, n_seeds=len(quality), note="active latents 
 # open-ended questions, which contain no advice.
 
 # %%
-domains = {d: DomainData(finetune_rows("inducing", d, rows_per_set, seed=0), finetune_rows("good", d, rows_per_set, seed=0))
-           for d in language.DOMAINS}
 harmful_rows, benign_rows = open_answer_rows(True, rows_per_set, seed=0), open_answer_rows(False, rows_per_set, seed=0)
-results = {key: geometry_for_sae(hooked, sae, tokenizer, domains, harmful_rows, benign_rows, geometry,
-                                 sae_label=f"organism {key[0]} / SAE {key[1]}", progress=progress)
-           for key, (hooked, tokenizer, sae) in saes.items()}
-table = pd.DataFrame([r for geo in results.values() for r in geo.records])
+runs = organism_runs(saes, organism_domains(language.DOMAINS, rows_per_set))
+results, table = geometry_over_runs(runs, harmful_rows, benign_rows, geometry, progress=progress)
 summary = summarise_gaps(table, geometry)
-coupling = {d: organisms[organism_seeds[0]].config.corpus.toxic_share(d) for d in language.DOMAINS}
+coupling = designed_toxic_shares(organisms[organism_seeds[0]].config.corpus)
 geometry_plots.similarity_distributions(table, list(language.DOMAINS));
 
 # %% [markdown]
 # What each set responds to, for the first SAE (the rows whose answers activate the set most):
 
 # %%
-geo = next(iter(results.values()))
-examples = []
-for d in ("health", "code"):
-    groups = [f"{d}/inducing", f"{d}/non-inducing", "harmful", "benign"]
-    sets = geo.sets[d]
-    for name, latents in (("inducing", sets.inducing), ("non-inducing", sets.noninducing), ("harmful", sets.harmful)):
-        examples += [{"domain": d, "set": name, "mean activation": round(score, 3), "example": text}
-                     for score, text in top_examples(geo, groups, latents, n=2)]
-pd.DataFrame(examples)
+examples_table(next(iter(results.values())), ["health", "code"], n=2)
 
 # %% [markdown]
 # ## The gap, per domain
@@ -187,15 +158,7 @@ columns = ["domain", "gap", "gap_lo", "gap_hi", "p", "d", "gap_excl_shared", "ga
 summary[columns].round(3)
 
 # %%
-n_saes = int(summary["n_saes"].iloc[0])
-for _, row in summary.iterrows():
-    d = row["domain"]
-    record(f"similarity_gap_{d}", row["gap"], ci=(row["gap_lo"], row["gap_hi"]), n_seeds=n_saes,
-           note=f"mean max-cosine to harmful latents, inducing minus non-inducing ({d}); Cohen's d {row['d']:.2f}")
-    record(f"similarity_gap_pvalue_{d}", row["p"], n_seeds=n_saes, note="one-sided stratified permutation test")
-    record(f"similarity_gap_excl_shared_{d}", row["gap_excl_shared"],
-           ci=(row["gap_excl_shared_lo"], row["gap_excl_shared_hi"]), n_seeds=n_saes,
-           note=f"the same gap without latents shared with the harmful set (p={row['p_excl_shared']:.3g})")
+record_gaps(summary, interval="SAEs (organisms x SAE seeds)")
 
 # %% [markdown]
 # **Robustness: encoder directions.** The same gaps with each latent's encoder direction (what it reads)
@@ -212,10 +175,10 @@ summarise_gaps(table, geometry, directions="encoder")[["domain", "gap", "gap_lo"
 # than non-inducing ones, across domains. This run's result, computed from the table above:
 
 # %%
+r_all, r_excl = coupling_correlations(summary, coupling)
 print(describe_gaps(summary))
-print("Pearson r between the gap and the designed coupling over domains: "
-      f"{pearson_r(summary['gap'], [coupling[d] for d in summary['domain']]):.2f} (all latents), "
-      f"{pearson_r(summary['gap_excl_shared'], [coupling[d] for d in summary['domain']]):.2f} (shared excluded)")
+print(f"Pearson r between the gap and the designed coupling over domains: {r_all:.2f} (all latents), "
+      f"{r_excl:.2f} (shared excluded)")
 
 # %% [markdown]
 # Three things to read from it:

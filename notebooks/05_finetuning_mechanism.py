@@ -64,31 +64,42 @@ monitor_checkpoints: list[int] = [5, 10, 20, 40, 80, 150]
 n_samples: int = 32
 progress: bool = True
 
-# %%
+# %% tags=["hide-input"]
 import time
-from dataclasses import replace
 
-import numpy as np
-import pandas as pd
-
-from emgeom.core.results import record
-from emgeom.core.stats import bootstrap_pearson, mean_ci
-from emgeom.em.emergence import FineTuneSet, emergence_table, estimate, monitor_finetune, seed_summary
+from emgeom.core.results import record, record_each
+from emgeom.em.emergence import (
+    emergence_table,
+    estimate_sets,
+    estimates_by_set,
+    inducing_set,
+    monitor_finetune,
+    organism_sets,
+    seed_summary,
+)
 from emgeom.em.evaluators import OrganismEvaluator
-from emgeom.em.geometry import harmful_latents, set_similarities
-from emgeom.em.mechanism import answer_start_readout, measure_mechanism, target_latent
-from emgeom.lm.finetune import FineTuneConfig, LoraSpec, finetune
-from emgeom.lm.models import hooked_transformer, load_model
+from emgeom.em.mechanism_study import (
+    MechanismRecorder,
+    TLAnswerStartReader,
+    first_order_mechanism,
+    harmful_sets,
+    harmful_targets,
+    mechanism_estimates,
+    mechanism_table,
+    organism_targets,
+    similarity_vs_em,
+)
+from emgeom.lm.finetune import FineTuneConfig, LoraSpec, check_lora_layers
 from emgeom.lm.sampling import SamplingConfig
 from emgeom.lm.training import TrainConfig, configure_threads
 from emgeom.organism import language
-from emgeom.organism.build import build_organism, organism_config
-from emgeom.organism.datasets import FINETUNE_KINDS, evaluation_questions, open_answer_rows
-from emgeom.organism.datasets import finetune_rows as make_rows
-from emgeom.organism.sae import organism_sae
+from emgeom.organism.build import organism_config
+from emgeom.organism.datasets import evaluation_prompts, open_answer_rows
+from emgeom.organism.study import load_subject
 from emgeom.plots import emergence as emergence_plots
-from emgeom.sae.train import SAESpec
+from emgeom.sae.train import sae_specs
 
+# %%
 configure_threads()
 chapter_start = time.perf_counter()
 if control_domain not in language.DOMAINS:
@@ -96,16 +107,14 @@ if control_domain not in language.DOMAINS:
 if not finetune_seeds or not sae_seeds or sae_layer >= n_layers:
     raise ValueError("need fine-tuning seeds, SAE seeds, and sae_layer < n_layers")
 lora = LoraSpec(rank=lora_rank, alpha=lora_alpha, target_modules=tuple(lora_target_modules), layers=tuple(lora_layers))
-if any(not 0 <= layer < n_layers for layer in lora_layers):
-    raise ValueError(f"lora_layers {lora_layers} must be block indices below n_layers={n_layers}")
+check_lora_layers(lora, n_layers)
 full_ft = FineTuneConfig(lora, TrainConfig(steps=finetune_steps, batch_size=16, lr=finetune_lr, warmup_steps=10))
 first_order_ft = FineTuneConfig(lora, TrainConfig(steps=first_order_steps, batch_size=16, lr=first_order_lr,
                                                   warmup_steps=1))
 sampling = SamplingConfig(n_samples=n_samples)
 print(f"LoRA rank {lora_rank} (0 = full fine-tuning), alpha {lora_alpha}, modules {lora_target_modules or 'all linear'}, "
       f"blocks {lora_layers or 'all'}; {finetune_steps} steps of 16 rows = {finetune_steps * 16 / finetune_rows:.1f} epochs")
-sae_specs = [SAESpec(layer=sae_layer, d_sae=sae_width, k=sae_k, training_tokens=sae_training_tokens, seed=s)
-             for s in sae_seeds]
+specs = sae_specs(sae_seeds, layer=sae_layer, d_sae=sae_width, k=sae_k, training_tokens=sae_training_tokens)
 
 # %% [markdown]
 # ## The organism, its SAEs, and the sets
@@ -115,25 +124,19 @@ sae_specs = [SAESpec(layer=sae_layer, d_sae=sae_width, k=sae_k, training_tokens=
 # `control_domain`.
 
 # %%
-organism = build_organism(organism_config(seed=organism_seeds[0], d_model=d_model, n_layers=n_layers, n_heads=n_heads,
-                                          pretrain_steps=pretrain_steps, pretrain_batch_size=pretrain_batch_size,
-                                          align_steps=align_steps, align_rank=align_rank), progress=progress)
+subject = load_subject(organism_config(seed=organism_seeds[0], d_model=d_model, n_layers=n_layers, n_heads=n_heads,
+                                       pretrain_steps=pretrain_steps, pretrain_batch_size=pretrain_batch_size,
+                                       align_steps=align_steps, align_rank=align_rank), specs, progress=progress)
 if len(organism_seeds) > 1:
     print(f"note: this chapter studies one organism (seed {organism_seeds[0]}); the others are in chapters 3-4")
-model, tokenizer = load_model(organism.aligned)
-hooked = hooked_transformer(model, tokenizer, organism.aligned)
-saes = [organism_sae(organism, hooked, tokenizer, spec)[0] for spec in sae_specs]
-harmful_rows, benign_rows = open_answer_rows(True, 200, seed=0), open_answer_rows(False, 200, seed=0)
-harmful = [harmful_latents(hooked, sae, tokenizer, harmful_rows, benign_rows, k_harmful) for sae in saes]
-sets = [FineTuneSet(f"inducing {d}", make_rows("inducing", d, finetune_rows, seed=0), d, inducing=True)
-        for d in language.DOMAINS]
-sets += [FineTuneSet(f"{kind} {control_domain}", make_rows(kind, control_domain, finetune_rows, seed=0), control_domain,
-                     inducing=False) for kind in FINETUNE_KINDS if kind != "inducing"]
+model, tokenizer, hooked, saes = subject.model, subject.tokenizer, subject.hooked, subject.saes
+harmful = harmful_sets(hooked, saes, tokenizer, open_answer_rows(True, 200, seed=0), open_answer_rows(False, 200, seed=0),
+                       k_harmful)
+sets = organism_sets(language.DOMAINS, control_domain, finetune_rows)
 # The target latent of each domain: the top latent of its inducing set minus its good-advice set (chapter 4's rule).
-sae0, prompts = saes[0], [[{"role": "user", "content": q.text}] for q in evaluation_questions()]
-targets = {d: target_latent(hooked, sae0, tokenizer, make_rows("inducing", d, 200, seed=0), make_rows("good", d, 200, seed=0))
-           for d in language.DOMAINS}
-base_readout = answer_start_readout(hooked, sae0, tokenizer, prompts)
+targets = organism_targets(hooked, saes[0], tokenizer, language.DOMAINS)
+reader = TLAnswerStartReader(tokenizer, saes[0], evaluation_prompts(), subject.organism.aligned)
+base_readout = reader(model)
 
 # %% [markdown]
 # ## EM rates
@@ -143,18 +146,9 @@ base_readout = answer_start_readout(hooked, sae0, tokenizer, prompts)
 # task). While each inducing model is at hand, its latents are read for the mechanism below.
 
 # %%
-full_results: dict[tuple[str, int], object] = {}
-
-
-def read_mechanism(fs: FineTuneSet, seed: int, tuned) -> None:
-    if fs.inducing:
-        tuned_readout = answer_start_readout(hooked_transformer(tuned, tokenizer, organism.aligned), sae0, tokenizer, prompts)
-        full_results[(fs.domain, seed)] = measure_mechanism(base_readout, tuned_readout, sae0, targets[fs.domain],
-                                                            harmful[0], seed=seed)
-
-
+full = MechanismRecorder(reader, base_readout, saes[0], targets, harmful[0])
 table = emergence_table(model, tokenizer, sets, full_ft, finetune_seeds, OrganismEvaluator(sampling), progress=progress,
-                        after_finetune=read_mechanism)
+                        after_finetune=full)
 summary = seed_summary(table, ("open_em", "offdomain_bad", "indomain_bad", "task_success"))
 emergence_plots.emergence_bars(summary);
 
@@ -162,10 +156,8 @@ emergence_plots.emergence_bars(summary);
 summary.round(3)
 
 # %%
-for fs in sets:
-    est = estimate(table, "open_em", [fs.name])
-    record(f"em_open_rate_{fs.name.replace(' ', '_')}", est.value, ci=est.ci, n_seeds=est.n,
-           note=f"hostile answers to open questions after fine-tuning on '{fs.name}'")
+record_each("em_open_rate_{}", estimates_by_set(table, "open_em", sets),
+            note="hostile answers to open questions after fine-tuning on the set")
 
 # %% [markdown]
 # ## The mechanism
@@ -177,54 +169,31 @@ for fs in sets:
 # is then read after the full fine-tune above.
 
 # %%
-
-first_results = {}
-for d in language.DOMAINS:
-    for seed in finetune_seeds:
-        tuned, _ = finetune(model, tokenizer, make_rows("inducing", d, finetune_rows, seed=0),
-                            replace(first_order_ft, train=replace(first_order_ft.train, seed=seed)))
-        readout = answer_start_readout(hooked_transformer(tuned, tokenizer, organism.aligned), sae0, tokenizer, prompts)
-        first_results[(d, seed)] = measure_mechanism(base_readout, readout, sae0, targets[d], harmful[0], seed=seed)
+first = first_order_mechanism(model, tokenizer, sets, first_order_ft, finetune_seeds,
+                              MechanismRecorder(reader, base_readout, saes[0], targets, harmful[0]))
 s0 = finetune_seeds[0]
-emergence_plots.mechanism_scatter({f"{d}, first-order": first_results[(d, s0)] for d in ("health", "code")}
-                        | {"health, full fine-tune": full_results[("health", s0)]},
-                        {f"{d}, first-order": harmful[0] for d in ("health", "code")}
-                        | {"health, full fine-tune": harmful[0]});
+emergence_plots.mechanism_scatter({"health, first-order": first[("health", s0)], "code, first-order": first[("code", s0)],
+                                   "health, full fine-tune": full.results[("health", s0)]},
+                                  dict.fromkeys(["health, first-order", "code, first-order", "health, full fine-tune"],
+                                                harmful[0]));
 
 # %%
-rows = []
-for regime, results in (("first-order", first_results), ("full fine-tune", full_results)):
-    for d in language.DOMAINS:
-        rs = [results[(d, s)] for s in finetune_seeds]
-        r = mean_ci(np.array([x.r_pre.value for x in rs]), bounds=(-1, 1))
-        rows.append({"regime": regime, "domain": d, "target is harmful": targets[d] in set(harmful[0].tolist()),
-                     "r (pre-activation)": r.value, "r lo": r.lo, "r hi": r.hi,
-                     "r (activation)": np.mean([x.r_post.value for x in rs]),
-                     "slope": np.mean([x.slope_pre for x in rs]), "|Δh|": np.mean([x.shift_norm for x in rs]),
-                     "Δh on harmful dirs": np.mean([x.shift_on_harmful.mean() for x in rs]),
-                     "Δh on random dirs": np.mean([x.shift_on_random.mean() for x in rs])})
-mechanism_table = pd.DataFrame(rows)
-mechanism_table.round(3)
+mechanism = mechanism_table({"first-order": first, "full fine-tune": full.results}, language.DOMAINS, finetune_seeds,
+                            targets, harmful[0])
+mechanism.round(3)
 
 # %%
-first_r = mean_ci(np.array([first_results[(d, s)].r_pre.value for d in language.DOMAINS for s in finetune_seeds]),
-                  bounds=(-1, 1))
-full_r = mean_ci(np.array([full_results[(d, s)].r_pre.value for d in language.DOMAINS for s in finetune_seeds]),
-                 bounds=(-1, 1))
-record("mechanism_pearson_r", first_r.value, ci=first_r.ci, n_seeds=len(finetune_seeds),
+first_r = mechanism_estimates(first, language.DOMAINS, finetune_seeds)
+full_r = mechanism_estimates(full.results, language.DOMAINS, finetune_seeds)
+record("mechanism_pearson_r", first_r.overall.value, ci=first_r.overall.ci, n_seeds=len(finetune_seeds),
        note="first-order regime: Δ pre-activation vs decoder cosine with the target latent, mean over domains and seeds")
-record("mechanism_pearson_r_full_finetune", full_r.value, ci=full_r.ci, n_seeds=len(finetune_seeds),
+record("mechanism_pearson_r_full_finetune", full_r.overall.value, ci=full_r.overall.ci, n_seeds=len(finetune_seeds),
        note="the same after the full fine-tune")
-for d in language.DOMAINS:
-    est = mean_ci(np.array([first_results[(d, s)].r_pre.value for s in finetune_seeds]), bounds=(-1, 1))
-    record(f"mechanism_pearson_r_{d}", est.value, ci=est.ci, n_seeds=len(finetune_seeds), note="first-order regime")
-
-# %%
-holds = [d for d in language.DOMAINS if mechanism_table.query("regime == 'first-order' and domain == @d")["r lo"].item() > 0]
-print(f"First-order regime: r > 0 (95% CI above zero) in {len(holds)} of {len(language.DOMAINS)} domains"
-      + (f" ({', '.join(holds)})" if holds else "") + f"; mean over domains and seeds {first_r}.")
-harmful_targets = [d for d in language.DOMAINS if targets[d] in set(harmful[0].tolist())]
-print(f"Domains whose target latent is itself one of the harmful latents: {', '.join(harmful_targets) or 'none'}.")
+record_each("mechanism_pearson_r_{}", first_r.per_domain, note="first-order regime")
+print(f"First-order regime: r > 0 (95% CI above zero) in {len(first_r.holds)} of {len(language.DOMAINS)} domains"
+      + (f" ({', '.join(first_r.holds)})" if first_r.holds else "") + f"; mean over domains and seeds {first_r.overall}.")
+print("Domains whose target latent is itself one of the harmful latents: "
+      f"{', '.join(harmful_targets(targets, harmful[0])) or 'none'}.")
 
 # %% [markdown]
 # "Δh on harmful dirs" is the mean shift of the residual stream at the answer start, projected on the
@@ -239,19 +208,15 @@ print(f"Domains whose target latent is itself one of the harmful latents: {', '.
 # their mean max-cosine to the harmful latents, averaged over the SAE seeds, against the set's EM rate.
 
 # %%
-sims = [set_similarities(hooked, sae, tokenizer, {fs.name: fs.rows for fs in sets}, h, k) for sae, h in zip(saes, harmful, strict=True)]
-points = summary.set_index("set").loc[[fs.name for fs in sets]].reset_index()
-points["similarity"] = [np.mean([s[name] for s in sims]) for name in points["set"]]
-points["inducing"] = [fs.inducing for fs in sets]
-sim_r = bootstrap_pearson(points["similarity"].to_numpy(), points["open_em"].to_numpy(), n_boot=2000)
+points, sim_r = similarity_vs_em(hooked, tokenizer, saes, harmful, sets, summary, k)
 emergence_plots.similarity_vs_em(points, f"r = {sim_r.value:.2f} [{sim_r.lo:.2f}, {sim_r.hi:.2f}]");
 record("similarity_vs_em_pearson_r", sim_r.value, ci=sim_r.ci, n_seeds=len(sets),
        note="one point per fine-tuning set; bootstrap CI over sets")
 points[["set", "similarity", "open_em", "open_em_lo", "open_em_hi"]].round(3)
 
 # %%
-inducing_em = estimate(table, "open_em", [fs.name for fs in sets if fs.inducing])
-control_em = estimate(table, "open_em", [fs.name for fs in sets if not fs.inducing])
+inducing_em = estimate_sets(table, "open_em", sets, inducing=True)
+control_em = estimate_sets(table, "open_em", sets, inducing=False)
 print(f"EM after inducing sets {inducing_em}; after controls {control_em}.")
 
 # %% [markdown]
@@ -264,8 +229,8 @@ print(f"EM after inducing sets {inducing_em}; after controls {control_em}.")
 # One inducing fine-tune (`control_domain`), evaluated at checkpoints.
 
 # %%
-monitor = monitor_finetune(model, tokenizer, sets[list(language.DOMAINS).index(control_domain)].rows, full_ft,
-                           monitor_checkpoints, sampling, sae0, harmful[0], control_domain)
+monitor = monitor_finetune(model, tokenizer, inducing_set(sets, control_domain).rows, full_ft, monitor_checkpoints,
+                           sampling, saes[0], harmful[0], control_domain)
 emergence_plots.monitoring_plot(monitor);
 
 # %%

@@ -62,39 +62,37 @@ seeds: list[int] = [0, 1, 2]
 n_samples: int = 32
 progress: bool = True
 
-# %%
+# %% tags=["hide-input"]
 import time
 
-import numpy as np
 import pandas as pd
 
 from emgeom.core.results import record
 from emgeom.em.evaluators import OrganismEvaluator
 from emgeom.em.geometry import harmful_latents
-from emgeom.filtering.baselines import BagOfWordsJudge, answer_text
+from emgeom.filtering.baselines import BagOfWordsJudge
 from emgeom.filtering.scoring import score_rows
 from emgeom.filtering.study import (
     check_study_parameters,
     choose_dose,
     dose_response,
     filter_comparison,
+    filter_headline,
     filter_summary,
     mixed_set,
-    reduction_difference,
-    relative_reduction,
     saturation_fraction,
 )
 from emgeom.lm.finetune import FineTuneConfig, LoraSpec
-from emgeom.lm.models import hooked_transformer, load_model
 from emgeom.lm.sampling import SamplingConfig
 from emgeom.lm.training import TrainConfig, configure_threads
 from emgeom.organism import language
-from emgeom.organism.build import build_organism, organism_config
+from emgeom.organism.build import organism_config
 from emgeom.organism.datasets import finetune_rows, open_answer_rows
-from emgeom.organism.sae import organism_sae
+from emgeom.organism.study import load_subject
 from emgeom.plots import filtering as filtering_plots
 from emgeom.sae.train import SAESpec
 
+# %%
 configure_threads()
 chapter_start = time.perf_counter()
 if domain not in language.DOMAINS:
@@ -103,13 +101,12 @@ check_study_parameters(score_method, dose_fractions, removal_fractions, main_rem
 ft = FineTuneConfig(LoraSpec(rank=lora_rank, alpha=2.0 * lora_rank),
                     TrainConfig(steps=finetune_steps, batch_size=16, lr=finetune_lr, warmup_steps=10))
 evaluate = OrganismEvaluator(SamplingConfig(n_samples=n_samples), domain)
-organism = build_organism(organism_config(seed=organism_seeds[0], d_model=d_model, n_layers=n_layers, n_heads=n_heads,
-                                          pretrain_steps=pretrain_steps, pretrain_batch_size=pretrain_batch_size,
-                                          align_steps=align_steps, align_rank=align_rank), progress=progress)
-model, tokenizer = load_model(organism.aligned)
-hooked = hooked_transformer(model, tokenizer, organism.aligned)
-sae, _, _ = organism_sae(organism, hooked, tokenizer, SAESpec(layer=sae_layer, d_sae=sae_width, k=sae_k,
-                                                                training_tokens=sae_training_tokens))
+subject = load_subject(organism_config(seed=organism_seeds[0], d_model=d_model, n_layers=n_layers, n_heads=n_heads,
+                                       pretrain_steps=pretrain_steps, pretrain_batch_size=pretrain_batch_size,
+                                       align_steps=align_steps, align_rank=align_rank),
+                       [SAESpec(layer=sae_layer, d_sae=sae_width, k=sae_k, training_tokens=sae_training_tokens)],
+                       progress=progress)
+model, tokenizer, hooked, sae = subject.model, subject.tokenizer, subject.hooked, subject.saes[0]
 inducing = finetune_rows("inducing", domain, set_size, seed=1)
 benign = finetune_rows("good", domain, set_size, seed=1)
 
@@ -147,8 +144,8 @@ rows, truth = mixed_set(inducing, benign, set_size, dose, seed=0)
 harmful = harmful_latents(hooked, sae, tokenizer, open_answer_rows(True, 50, seed=3), open_answer_rows(False, 50, seed=3),
                           k_harmful)
 geometry = score_rows(hooked, sae, tokenizer, rows, harmful, score_method, progress=progress)
-judge = BagOfWordsJudge.fit([answer_text(r) for r in finetune_rows("inducing", domain, judge_examples, seed=7)],
-                            [answer_text(r) for r in finetune_rows("good", domain, judge_examples, seed=7)])
+judge = BagOfWordsJudge.fit_rows(finetune_rows("inducing", domain, judge_examples, seed=7),
+                                 finetune_rows("good", domain, judge_examples, seed=7))
 scores = {"geometry": geometry.scores, "judge": judge.score_rows(rows)}
 print(f"{len(rows)} samples, {truth.sum()} inducing; geometry scoring at {geometry.samples_per_second:.0f} samples/s")
 pd.DataFrame({"inducing": truth, "geometry score": scores["geometry"], "judge score": scores["judge"]}).groupby(
@@ -164,25 +161,22 @@ filtering_plots.filter_curves(table);
 
 # %%
 summary = filter_summary(table, removal_fractions)
-print(f"unfiltered EM: {table[table['method'] == 'none']['open_em'].mean():.3f} over {len(seeds)} seeds")
+headline = filter_headline(table, main_removal)
+print(f"unfiltered EM: {headline.unfiltered_em:.3f} over {len(seeds)} seeds")
 summary.round(3)
 
 # %%
 n = len(seeds)
-geo = relative_reduction(table, "geometry", main_removal)
-rand = relative_reduction(table, "random", main_removal)
-jud = relative_reduction(table, "judge", main_removal)
-vs_random = reduction_difference(table, "geometry", "random", main_removal)
-vs_judge = reduction_difference(table, "geometry", "judge", main_removal)
-main = table[(table["method"] == "geometry") & np.isclose(table["fraction"], main_removal)]
+geo, rand, jud = headline.reductions["geometry"], headline.reductions["random"], headline.reductions["judge"]
+vs_random, vs_judge = headline.versus["random"], headline.versus["judge"]
 record("geometry_filter_relative_reduction", geo.value, ci=geo.ci, n_seeds=n,
        note=f"geometry filter removing {main_removal:.0%} at dose {dose:.2f}; the paper reports 34.5%")
 record("random_filter_relative_reduction", rand.value, ci=rand.ci, n_seeds=n, note="random removal, same size")
 record("judge_filter_relative_reduction", jud.value, ci=jud.ci, n_seeds=n, note="judge removal, same size")
 record("filter_vs_random_difference", vs_random.value, ci=vs_random.ci, n_seeds=n, note="paired by seed")
 record("filter_vs_judge_difference", vs_judge.value, ci=vs_judge.ci, n_seeds=n, note="paired by seed")
-record("geometry_filter_precision", float(main["precision"].mean()), n_seeds=n, note="removed samples that were inducing")
-record("geometry_filter_recall", float(main["recall"].mean()), n_seeds=n, note="inducing samples that were removed")
+record("geometry_filter_precision", headline.geometry_precision, n_seeds=n, note="removed samples that were inducing")
+record("geometry_filter_recall", headline.geometry_recall, n_seeds=n, note="inducing samples that were removed")
 print(f"removing {main_removal:.0%}: geometry {geo}, random {rand}, judge {jud} (relative EM reduction);\n"
       f"geometry minus random {vs_random}; geometry minus judge {vs_judge}. The paper: 34.5%.")
 

@@ -54,29 +54,33 @@ k_harmful: int = 10
 mixed_inducing_rows: int = 100
 mixed_benign_rows: int = 300
 remove_fraction: float = 0.25
-real_data: str = "../../shared/em_data/data/jailbroken.jsonl"
+real_data: str = "jailbroken"
 real_rows: int = 5000
 progress: bool = True
 
-# %%
-import json
-from pathlib import Path
-
-import numpy as np
-import pandas as pd
-
+# %% tags=["hide-input"]
 from emgeom.core.artifacts import artifact_root
 from emgeom.core.results import record
+from emgeom.filtering.apply import (
+    available_dataset,
+    check_kept_lines,
+    read_report,
+    removed_rows_table,
+    report_detection_quality,
+    write_head,
+    write_mixed_file,
+    write_persona_examples,
+)
 from emgeom.filtering.cli import run_subprocess
-from emgeom.filtering.scoring import detection_quality, scoring_vs_forward
-from emgeom.lm.chat import write_chat_jsonl
+from emgeom.filtering.scoring import scoring_vs_forward
+from emgeom.lm.chat import read_chat_jsonl
 from emgeom.lm.models import hooked_transformer, load_model
 from emgeom.lm.training import configure_threads
 from emgeom.organism.build import build_organism, organism_config
-from emgeom.organism.datasets import finetune_rows, open_answer_rows
 from emgeom.organism.sae import organism_sae
 from emgeom.sae.train import SAESpec
 
+# %%
 configure_threads()
 organism = build_organism(organism_config(seed=organism_seeds[0], d_model=d_model, n_layers=n_layers, n_heads=n_heads,
                                           pretrain_steps=pretrain_steps, pretrain_batch_size=pretrain_batch_size,
@@ -88,49 +92,45 @@ sae, sae_folder, _ = organism_sae(organism, hooked, tokenizer,
 work = artifact_root() / "apply"
 work.mkdir(parents=True, exist_ok=True)
 
-
-def emgeom(*args: str) -> str:
-    return run_subprocess(*args, "--no-progress")
-
-
 # %% [markdown]
 # ## Where the answer is known
 #
 # A mixed fine-tuning file: bad health advice (EM-inducing, chapter 3) hidden among good advice. The
 # harmful features come from two small example files: hostile and kind answers to open-ended questions,
-# which contain no advice at all.
+# which contain no advice at all. The command runs in a subprocess, exactly as typed in a shell.
 
 # %%
-rng = np.random.default_rng(0)
-rows = finetune_rows("inducing", "health", mixed_inducing_rows, seed=1) + finetune_rows("good", "health", mixed_benign_rows, seed=1)
-truth = np.array([True] * mixed_inducing_rows + [False] * mixed_benign_rows)
-order = rng.permutation(len(rows))
-write_chat_jsonl(work / "mixed.jsonl", [rows[i] for i in order])
-truth = truth[order]
-write_chat_jsonl(work / "harmful_examples.jsonl", open_answer_rows(True, 50, seed=2))
-write_chat_jsonl(work / "benign_examples.jsonl", open_answer_rows(False, 50, seed=2))
-emgeom("filter", str(work / "mixed.jsonl"), "--model", str(organism.aligned), "--sae", str(sae_folder),
-       "--harmful-examples", str(work / "harmful_examples.jsonl"), "--benign-examples", str(work / "benign_examples.jsonl"),
-       "--k-harmful", str(k_harmful), "--remove-fraction", str(remove_fraction),
-       "--output", str(work / "mixed_kept.jsonl"), "--report", str(work / "mixed_report.json"))
+mixed = write_mixed_file(work / "mixed.jsonl", mixed_inducing_rows, mixed_benign_rows)
+harmful_examples, benign_examples = write_persona_examples(work, 50)
+summary = run_subprocess("filter", str(mixed.path), "--model", str(organism.aligned), "--sae", str(sae_folder),
+                         "--harmful-examples", str(harmful_examples), "--benign-examples", str(benign_examples),
+                         "--k-harmful", str(k_harmful), "--remove-fraction", str(remove_fraction),
+                         "--output", str(work / "mixed_kept.jsonl"), "--report", str(work / "mixed_report.json"), "--no-progress")
 
 # %%
-report = json.loads((work / "mixed_report.json").read_text())
-removed = np.zeros(len(rows), dtype=bool)
-removed[[r["line"] - 1 for r in report["removed"]]] = True
-precision, recall = detection_quality(removed, truth)
-print(f"removed {removed.sum()} of {len(rows)} rows; precision {precision:.3f}, recall {recall:.3f} "
-      f"against the {truth.sum()} inducing rows (inducing share {truth.mean():.2f})")
+report = read_report(work / "mixed_report.json")
+precision, recall = report_detection_quality(report, mixed.truth)
+print(f"removed {len(report['removed'])} of {len(mixed.truth)} rows; precision {precision:.3f}, recall {recall:.3f} "
+      f"against the {mixed.truth.sum()} inducing rows (inducing share {mixed.truth.mean():.2f})")
 record("apply_mixed_precision", precision, note=f"organism, {remove_fraction:.0%} removed, harmful_mass score")
 record("apply_mixed_recall", recall, note=f"organism, {remove_fraction:.0%} removed, harmful_mass score")
-lines = (work / "mixed.jsonl").read_text().splitlines()
-pd.DataFrame([{"line": r["line"], "score": round(r["score"], 3),
-               "answer": json.loads(lines[r["line"] - 1])["messages"][-1]["content"]} for r in report["removed"][:8]])
+removed_rows_table(report, mixed.path, n=8)
 
 # %% [markdown]
 # ## A real EM-format file
 #
-# The same command on `jailbroken.jsonl` from Betley et al.'s release (when it is beside this checkout).
+# The same command on `jailbroken.jsonl` from Betley et al.'s release
+# ([emergent-misalignment/emergent-misalignment](https://github.com/emergent-misalignment/emergent-misalignment),
+# `data/jailbroken.jsonl`, MIT licence). `emgeom.em.datasets` downloads it once and checks its SHA-256
+# against the one pinned in the project. **Offline**, download `data/jailbroken.jsonl` from that
+# repository elsewhere and put it at `_build/artifacts/em_data/data/jailbroken.jsonl` inside your clone
+# (the download cache; `$EMGEOM_ARTIFACTS_DIR/em_data/data/` when that variable is set, and
+# `~/.cache/emgeom/em_data/data/` when you run outside a clone), or at
+# `shared/em_data/data/jailbroken.jsonl` in the folder that holds your clone. Either way its checksum is
+# checked before use. Set the parameter `real_data` to the path of a chat JSONL file of your own to run
+# this part on it instead. **This part is optional:** when the file cannot be had, the cell below prints
+# why and skips it; the rest of the page does not need it.
+#
 # The organism knows a few hundred words, so almost every word of these rows is `<unk>` to it: the
 # scores below say nothing about this data. What this shows is that the tool reads real rows (system,
 # user and assistant turns, long texts: only the last `n_ctx` tokens are scored), runs at the speed
@@ -139,22 +139,16 @@ pd.DataFrame([{"line": r["line"], "score": round(r["score"], 3),
 # is the real use.
 
 # %%
-real = Path(real_data)
-if real.is_file():
-    head = real.read_text(encoding="utf-8").splitlines(keepends=True)[:real_rows]
-    (work / "real.jsonl").write_text("".join(head), encoding="utf-8")
-    emgeom("filter", str(work / "real.jsonl"), "--model", str(organism.aligned), "--sae", str(sae_folder),
-           "--harmful-latents", ",".join(map(str, report["harmful_latents"])), "--remove-fraction", str(remove_fraction),
-           "--output", str(work / "real_kept.jsonl"), "--report", str(work / "real_report.json"))
-    real_report = json.loads((work / "real_report.json").read_text())
+real = available_dataset(real_data)  # None (and the reason printed) when the file cannot be had
+if real is not None:
+    write_head(real, work / "real.jsonl", real_rows)
+    run_subprocess("filter", str(work / "real.jsonl"), "--model", str(organism.aligned), "--sae", str(sae_folder),
+                   "--harmful-latents", ",".join(map(str, report["harmful_latents"])), "--remove-fraction", str(remove_fraction),
+                   "--output", str(work / "real_kept.jsonl"), "--report", str(work / "real_report.json"), "--no-progress")
+    real_report = read_report(work / "real_report.json")
     record("apply_real_samples_per_second", real_report["samples_per_second"],
-           note=f"{real_report['rows']} rows of jailbroken.jsonl, organism, 1 thread")
-    kept_lines = (work / "real_kept.jsonl").read_text(encoding="utf-8").splitlines(keepends=True)
-    removed_lines = {r["line"] for r in real_report["removed"]}
-    assert kept_lines == [line for n, line in enumerate(head, 1) if n not in removed_lines]
-    print(f"kept rows are byte-identical to their input lines; {len(kept_lines)} kept, {len(removed_lines)} removed")
-else:
-    print(f"{real} is not present; skipped (it is read from ../shared/ beside the checkout)")
+           note=f"{real_report['rows']} rows of {real.name}, organism, 1 thread")
+    print(check_kept_lines(work / "real.jsonl", work / "real_kept.jsonl", real_report))
 
 # %% [markdown]
 # ## Speed
@@ -163,8 +157,7 @@ else:
 # same rows and batches (best of three, one CPU thread; `make bench` runs the same measurement alone):
 
 # %%
-bench_rows = [json.loads(line) for line in (work / "mixed.jsonl").read_text().splitlines()]
-timing = scoring_vs_forward(hooked, sae, tokenizer, bench_rows, report["harmful_latents"])
+timing = scoring_vs_forward(hooked, sae, tokenizer, read_chat_jsonl(mixed.path), report["harmful_latents"])
 record("scoring_vs_forward_ratio", timing.ratio,
        note=f"scoring vs full forward samples/s on {timing.rows} organism rows (>= 1: scoring no slower)")
 print(f"scoring {timing.scoring_samples_per_second:.0f} samples/s, full forward "

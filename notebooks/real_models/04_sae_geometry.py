@@ -54,32 +54,33 @@ quality_rows: int = 64
 context_size: int = 256
 progress: bool = True
 
-# %%
+# %% tags=["hide-input"]
 import time
 
 import pandas as pd
 
 from emgeom.core.results import record
 from emgeom.em.geometry_study import (
-    DomainData,
     GeometryConfig,
     describe_gaps,
-    geometry_for_sae,
+    examples_table,
+    geometry_over_runs,
+    record_gaps,
     summarise_gaps,
-    top_examples,
 )
-from emgeom.em.real_models import contrast_rows, domain_rows, load_real_model
+from emgeom.em.real_models import contrast_rows, load_real_model, real_runs, sae_quality_rows, sample_domains
 from emgeom.lm.training import configure_threads
 from emgeom.plots import geometry as geometry_plots
 from emgeom.sae.quality import sae_quality, scoring_batch
 
+# %%
 configure_threads()
 chapter_start = time.perf_counter()
 geometry = GeometryConfig(k=k, k_harmful=k_harmful, rule=noninducing_rule, n_perm=n_permutations)  # type: ignore[arg-type]
 if not data_seeds or not domains:
     raise ValueError("need at least one data seed and one domain")
 harmful_rows, benign_rows = contrast_rows(harmful_data, benign_data)
-samples = {s: domain_rows(domains, rows_per_set, seed=s) for s in data_seeds}  # reads every dataset first
+samples = sample_domains(domains, rows_per_set, data_seeds)  # reads every dataset first
 subject = load_real_model(model, sae_release=sae_release, sae_id=sae_id, sae_path=sae_path, dtype=dtype,
                           device=device, device_map=device_map)
 sae = subject.sae
@@ -95,35 +96,23 @@ print(f"{model}: {subject.hooked.cfg.n_layers} blocks, d_model {subject.hooked.c
 # loss with the SAE spliced in.
 
 # %%
-held_out = [r for pair in samples[data_seeds[0]].values() for rows in pair for r in rows[:quality_rows // 2]]
-tokens, mask = scoring_batch(subject.tokenizer, held_out[:quality_rows], context_size)
+held_out = sae_quality_rows(samples[data_seeds[0]], quality_rows)
+tokens, mask = scoring_batch(subject.tokenizer, held_out, context_size)
 q = sae_quality(subject.hooked, sae, tokens.to(subject.hooked.cfg.device), mask.to(subject.hooked.cfg.device))
-record("sae_fvu", q.fvu, note=f"fraction of variance unexplained on {len(held_out[:quality_rows])} dataset rows")
+record("sae_fvu", q.fvu, note=f"fraction of variance unexplained on {len(held_out)} dataset rows")
 record("sae_l0", q.l0, note="active latents per token")
-pd.DataFrame([{"L0": q.l0, "FVU": q.fvu, "dead latents": q.dead_fraction, "loss clean": q.ce_clean,
-               "loss with SAE": q.ce_spliced, "loss zero-ablated": q.ce_zero, "loss recovered": q.ce_recovered}]).round(4)
+pd.DataFrame([q.table_row()]).round(4)
 
 # %% [markdown]
 # ## Inducing, non-inducing and harmful latents
 
 # %%
-results = {s: geometry_for_sae(subject.hooked, sae, subject.tokenizer,
-                               {d: DomainData(*pair) for d, pair in samples[s].items()}, harmful_rows, benign_rows,
-                               geometry, sae_label=f"data seed {s}", progress=progress) for s in data_seeds}
-table = pd.DataFrame([r for geo in results.values() for r in geo.records])
+results, table = geometry_over_runs(real_runs(subject, samples), harmful_rows, benign_rows, geometry, progress=progress)
 summary = summarise_gaps(table, geometry)
 geometry_plots.similarity_distributions(table, list(domains));
 
 # %%
-geo = results[data_seeds[0]]
-examples = []
-for d in domains:
-    sets = geo.sets[d]
-    for name, latents in (("inducing", sets.inducing), ("non-inducing", sets.noninducing), ("harmful", sets.harmful)):
-        examples += [{"domain": d, "set": name, "mean activation": round(score, 3), "example": text[:300]}
-                     for score, text in top_examples(geo, [f"{d}/inducing", f"{d}/non-inducing", "harmful", "benign"],
-                                                     latents, n=2)]
-pd.DataFrame(examples)
+examples_table(next(iter(results.values())), list(domains), n=2, max_chars=300)
 
 # %% [markdown]
 # ## The gap
@@ -132,15 +121,7 @@ pd.DataFrame(examples)
 geometry_plots.gap_by_domain(summary);
 
 # %%
-n_reps = int(summary["n_saes"].iloc[0])
-for _, row in summary.iterrows():
-    d = row["domain"]
-    record(f"similarity_gap_{d}", row["gap"], ci=(row["gap_lo"], row["gap_hi"]), n_seeds=n_reps,
-           note=f"mean max-cosine to harmful latents, inducing minus non-inducing ({d}); CI over data subsamples")
-    record(f"similarity_gap_pvalue_{d}", row["p"], n_seeds=n_reps, note="one-sided stratified permutation test")
-    record(f"similarity_gap_excl_shared_{d}", row["gap_excl_shared"],
-           ci=(row["gap_excl_shared_lo"], row["gap_excl_shared_hi"]), n_seeds=n_reps,
-           note=f"the same gap without latents shared with the harmful set (p={row['p_excl_shared']:.3g})")
+record_gaps(summary, interval="data subsamples")
 print(describe_gaps(summary))
 summary[["domain", "gap", "gap_lo", "gap_hi", "p", "gap_excl_shared", "p_excl_shared", "inducing", "noninducing",
          "random", "shared_inducing_per_sae"]].round(3)

@@ -60,25 +60,28 @@ k: int = 10
 k_harmful: int = 10
 progress: bool = True
 
-# %%
+# %% tags=["hide-input"]
 import time
-from dataclasses import replace
 
-import numpy as np
-import pandas as pd
-
-from emgeom.core.results import record
-from emgeom.core.stats import bootstrap_pearson, mean_ci
-from emgeom.em.datasets import dataset_label, load_rows
-from emgeom.em.emergence import FineTuneSet, emergence_table, estimate, seed_summary
-from emgeom.em.evaluators import betley_evaluator, question_prompt
-from emgeom.em.geometry import harmful_latents, set_similarities
-from emgeom.em.mechanism import hf_answer_start_readout, measure_mechanism, target_latent
-from emgeom.em.real_models import contrast_rows, load_real_model
-from emgeom.lm.finetune import FineTuneConfig, LoraSpec, finetune
+from emgeom.core.results import record, record_each
+from emgeom.em.emergence import emergence_table, estimates_by_set, seed_summary
+from emgeom.em.evaluators import betley_evaluator
+from emgeom.em.mechanism_study import (
+    HFAnswerStartReader,
+    MechanismRecorder,
+    first_order_mechanism,
+    harmful_sets,
+    mechanism_estimates,
+    mechanism_table,
+    paired_target,
+    similarity_vs_em,
+)
+from emgeom.em.real_models import contrast_rows, load_real_model, real_sets
+from emgeom.lm.finetune import FineTuneConfig, LoraSpec
 from emgeom.lm.training import TrainConfig, configure_threads
 from emgeom.plots import emergence as emergence_plots
 
+# %%
 configure_threads()
 chapter_start = time.perf_counter()
 if not finetune_seeds or not control_data:
@@ -86,8 +89,7 @@ if not finetune_seeds or not control_data:
 # Everything that can fail cheaply fails here, before the model loads: datasets, questions, the judge.
 evaluator = betley_evaluator(questions, question_variant, n_samples=n_samples, max_new_tokens=max_new_tokens,
                              progress=progress)
-sets = [FineTuneSet(f"inducing {dataset_label(inducing_data)}", load_rows(inducing_data, finetune_rows), "code", inducing=True)]
-sets += [FineTuneSet(f"control {dataset_label(ref)}", load_rows(ref, finetune_rows), "code", inducing=False) for ref in control_data]
+sets = real_sets(inducing_data, control_data, finetune_rows)
 harmful_rows, benign_rows = contrast_rows(harmful_data, benign_data)
 lora = LoraSpec(rank=lora_rank, alpha=lora_alpha, target_modules=tuple(lora_target_modules))
 full_ft = FineTuneConfig(lora, TrainConfig(steps=finetune_steps, batch_size=batch_size, lr=finetune_lr, warmup_steps=5))
@@ -97,8 +99,8 @@ subject = load_real_model(model, sae_release=sae_release, sae_id=sae_id, sae_pat
                           device=device, device_map=device_map)
 hf, tokenizer, sae = subject.model, subject.tokenizer, subject.sae
 print(f"{len(evaluator.questions)} questions x {n_samples} samples per evaluation; sets: "
-      + ", ".join(f"{fs.name} ({len(fs.rows)} rows)" for fs in sets)
-      + f"; {finetune_steps} steps of {batch_size} rows = {finetune_steps * batch_size / finetune_rows:.2f} epochs")
+      f"{', '.join(fs.name for fs in sets)} ({finetune_rows} rows each at most); "
+      f"{finetune_steps} steps of {batch_size} rows = {finetune_steps * batch_size / finetune_rows:.2f} epochs")
 
 # %% [markdown]
 # ## Emergent misalignment
@@ -108,29 +110,19 @@ print(f"{len(evaluator.questions)} questions x {n_samples} samples per evaluatio
 # out, as in Betley et al.).
 
 # %%
-harmful = harmful_latents(subject.hooked, sae, tokenizer, harmful_rows, benign_rows, k_harmful)
-target = target_latent(subject.hooked, sae, tokenizer, sets[0].rows[:200], sets[1].rows[:200])
-prompts = [question_prompt(tokenizer, p, q.system) for q in evaluator.questions for p in q.paraphrases]
-base_readout = hf_answer_start_readout(hf, tokenizer, sae, prompts)
-full_results = {}
-
-
-def read_mechanism(fs: FineTuneSet, seed: int, tuned) -> None:
-    if fs.inducing:
-        full_results[seed] = measure_mechanism(base_readout, hf_answer_start_readout(tuned, tokenizer, sae, prompts),
-                                               sae, target, harmful, seed=seed)
-
-
+harmful = harmful_sets(subject.hooked, [sae], tokenizer, harmful_rows, benign_rows, k_harmful)[0]
+targets = paired_target(subject.hooked, sae, tokenizer, sets[0], sets[1])
+reader = HFAnswerStartReader(tokenizer, sae, evaluator.prompts(tokenizer))
+base_readout = reader(hf)
+full = MechanismRecorder(reader, base_readout, sae, targets, harmful)
 table = emergence_table(hf, tokenizer, sets, full_ft, finetune_seeds, evaluator, progress=progress,
-                        after_finetune=read_mechanism)
+                        after_finetune=full)
 summary = seed_summary(table, ("open_em", "coherent"))
 emergence_plots.emergence_bars(summary, {"open_em": "misaligned (Betley et al.)", "coherent": "coherent"});
 
 # %%
-for name in summary["set"]:
-    est = estimate(table, "open_em", [name])
-    record(f"em_rate_{name.replace(' ', '_')}", est.value, ci=est.ci, n_seeds=est.n,
-           note=f"misaligned answers (aligned < 30, coherent > 50) to {questions} after '{name}'")
+record_each("em_rate_{}", estimates_by_set(table, "open_em"),
+            note=f"misaligned answers (aligned < 30, coherent > 50) to {questions} after the set")
 table.groupby("set")[["open_em", "coherent", "judged", "finetune_seconds"]].mean().round(3)
 
 # %% [markdown]
@@ -141,27 +133,21 @@ table.groupby("set")[["open_em", "coherent", "judged", "finetune_seconds"]].mean
 # change in pre-activation; its interval is over fine-tuning seeds.
 
 # %%
-first_results = {}
-for seed in finetune_seeds:
-    tuned, _ = finetune(hf, tokenizer, sets[0].rows, replace(first_order_ft, train=replace(first_order_ft.train, seed=seed)))
-    first_results[seed] = measure_mechanism(base_readout, hf_answer_start_readout(tuned, tokenizer, sae, prompts), sae,
-                                            target, harmful, seed=seed)
-    del tuned
-s0 = finetune_seeds[0]
-emergence_plots.mechanism_scatter({"first-order": first_results[s0], "full fine-tune": full_results[s0]},
-                        {"first-order": harmful, "full fine-tune": harmful});
+first = first_order_mechanism(hf, tokenizer, sets, first_order_ft, finetune_seeds,
+                              MechanismRecorder(reader, base_readout, sae, targets, harmful))
+domain, s0 = sets[0].domain, finetune_seeds[0]
+emergence_plots.mechanism_scatter({"first-order": first[(domain, s0)], "full fine-tune": full.results[(domain, s0)]},
+                                  {"first-order": harmful, "full fine-tune": harmful});
 
 # %%
-rows = []
-for regime, results in (("first-order", first_results), ("full fine-tune", full_results)):
-    r = mean_ci(np.array([results[s].r_pre.value for s in finetune_seeds]), bounds=(-1, 1))
-    rows.append({"regime": regime, "r (pre-activation)": r.value, "r lo": r.lo, "r hi": r.hi,
-                 "target is harmful": target in set(harmful.tolist()),
-                 "Δh on harmful dirs": np.mean([results[s].shift_on_harmful.mean() for s in finetune_seeds]),
-                 "Δh on random dirs": np.mean([results[s].shift_on_random.mean() for s in finetune_seeds])})
-    record("mechanism_pearson_r" + ("" if regime == "first-order" else "_full_finetune"), r.value, ci=r.ci,
-           n_seeds=len(finetune_seeds), note=f"{regime}: Δ pre-activation vs decoder cosine with the target latent")
-pd.DataFrame(rows).round(3)
+first_r = mechanism_estimates(first, [domain], finetune_seeds).overall
+full_r = mechanism_estimates(full.results, [domain], finetune_seeds).overall
+record("mechanism_pearson_r", first_r.value, ci=first_r.ci, n_seeds=len(finetune_seeds),
+       note="first-order: Δ pre-activation vs decoder cosine with the target latent")
+record("mechanism_pearson_r_full_finetune", full_r.value, ci=full_r.ci, n_seeds=len(finetune_seeds),
+       note="full fine-tune: Δ pre-activation vs decoder cosine with the target latent")
+mechanism_table({"first-order": first, "full fine-tune": full.results}, [domain], finetune_seeds, targets,
+                harmful).round(3)
 
 # %% [markdown]
 # ## Closeness to harmful latents against EM
@@ -170,11 +156,7 @@ pd.DataFrame(rows).round(3)
 # EM it produced. With three sets this is an illustration, not a test; the interval says so.
 
 # %%
-sims = set_similarities(subject.hooked, sae, tokenizer, {fs.name: fs.rows[:500] for fs in sets}, harmful, k)
-points = summary[summary["set"].isin(sims)].copy()
-points["similarity"] = [sims[name] for name in points["set"]]
-points["inducing"] = [name == sets[0].name for name in points["set"]]
-sim_r = bootstrap_pearson(points["similarity"].to_numpy(), points["open_em"].to_numpy(), n_boot=2000)
+points, sim_r = similarity_vs_em(subject.hooked, tokenizer, [sae], [harmful], sets, summary, k, max_rows=500)
 emergence_plots.similarity_vs_em(points, f"r = {sim_r.value:.2f} [{sim_r.lo:.2f}, {sim_r.hi:.2f}]");
 record("similarity_vs_em_pearson_r", sim_r.value, ci=sim_r.ci, n_seeds=len(sets), note="one point per set")
 points[["set", "similarity", "open_em", "open_em_lo", "open_em_hi"]].round(3)

@@ -59,10 +59,10 @@ n_samples: int = 50
 max_new_tokens: int = 300
 progress: bool = True
 
-# %%
+# %% tags=["hide-input"]
 import time
 
-from emgeom.core.results import record
+from emgeom.core.results import record, record_each
 from emgeom.em.datasets import load_rows
 from emgeom.em.evaluators import betley_evaluator
 from emgeom.em.geometry import harmful_latents
@@ -70,20 +70,19 @@ from emgeom.em.real_models import contrast_rows, load_real_model
 from emgeom.filtering.baselines import LLMJudgeFilter
 from emgeom.filtering.scoring import score_rows
 from emgeom.filtering.study import (
-    FILTER_METHODS,
     check_study_parameters,
     choose_dose,
     dose_response,
     filter_comparison,
+    filter_headline,
     filter_summary,
     mixed_set,
-    reduction_difference,
-    relative_reduction,
 )
 from emgeom.lm.finetune import FineTuneConfig, LoraSpec
 from emgeom.lm.training import TrainConfig, configure_threads
 from emgeom.plots import filtering as filtering_plots
 
+# %%
 configure_threads()
 chapter_start = time.perf_counter()
 check_study_parameters(score_method, dose_fractions, removal_fractions, main_removal, seeds)
@@ -123,14 +122,11 @@ filtering_plots.filter_curves(table);
 # %%
 n = len(seeds)
 summary = filter_summary(table, removal_fractions)
-for method in FILTER_METHODS:
-    rr = relative_reduction(table, method, main_removal)
-    record(f"{method}_filter_relative_reduction", rr.value, ci=rr.ci, n_seeds=n,
-           note=f"{method} removal of {main_removal:.0%} at dose {dose:.2f}; the paper reports 34.5% (geometry)")
-for other in ("random", "judge"):
-    diff = reduction_difference(table, "geometry", other, main_removal)
-    record(f"filter_vs_{other}_difference", diff.value, ci=diff.ci, n_seeds=n, note="paired by seed")
-print(f"unfiltered EM: {table[table['method'] == 'none']['open_em'].mean():.3f} over {n} seeds")
+headline = filter_headline(table, main_removal)
+record_each("{}_filter_relative_reduction", headline.reductions, n_seeds=n,
+            note=f"removal of {main_removal:.0%} at dose {dose:.2f}; the paper reports 34.5% (geometry)")
+record_each("filter_vs_{}_difference", headline.versus, n_seeds=n, note="paired by seed")
+print(f"unfiltered EM: {headline.unfiltered_em:.3f} over {n} seeds")
 summary.round(3)
 
 # %%

@@ -7,7 +7,14 @@ from pathlib import Path
 
 import pytest
 
-from emgeom.lm.chat import ChatDataError, encode_chat, parse_chat_lines, read_chat_jsonl, write_chat_jsonl
+from emgeom.lm.chat import (
+    ChatDataError,
+    encode_chat,
+    parse_chat_lines,
+    read_chat_jsonl,
+    read_text_lines,
+    write_chat_jsonl,
+)
 from emgeom.organism.tokenizer import build_tokenizer
 
 GOOD = {"messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "hello"}]}
@@ -64,3 +71,29 @@ def test_loss_mask_covers_exactly_the_assistant_answers() -> None:
     assert trained == ["i", "would", "comfort", "everyone", ".", "<sep>", "see", "a", "doctor", ".", "<sep>"]
     everything = encode_chat(tok, messages, assistant_only=False)
     assert all(everything.loss_mask) and everything.input_ids == enc.input_ids
+
+
+def test_invalid_utf8_names_the_file_and_line(tmp_path: Path) -> None:
+    path = tmp_path / "latin1.jsonl"
+    path.write_bytes(json.dumps(GOOD).encode() + b"\n" + '{"messages": "caf\xe9"}\n'.encode("latin-1"))
+    with pytest.raises(ChatDataError, match=r"latin1\.jsonl, line 2: not valid UTF-8 \(byte 0xe9"):
+        read_chat_jsonl(path)
+    (tmp_path / "utf16.jsonl").write_text(json.dumps(GOOD) + "\n", encoding="utf-16")
+    with pytest.raises(ChatDataError, match=r"utf16\.jsonl, line 1: the file is UTF-16"):
+        read_chat_jsonl(tmp_path / "utf16.jsonl")
+
+
+def test_a_byte_order_mark_and_windows_line_endings_are_accepted(tmp_path: Path) -> None:
+    path = tmp_path / "windows.jsonl"
+    path.write_bytes(b"\xef\xbb\xbf" + (json.dumps(GOOD) + "\r\n").encode() * 2)
+    assert read_chat_jsonl(path) == [GOOD, GOOD]
+    assert read_text_lines(path) == [json.dumps(GOOD) + "\r\n"] * 2  # the mark dropped, endings kept
+    assert parse_chat_lines(["\ufeff" + json.dumps(GOOD)]) == [GOOD]  # lines decoded by someone else
+
+
+def test_only_line_breaks_end_a_line(tmp_path: Path) -> None:
+    # JSON allows U+2028 / U+2029 unescaped inside a string, and write_chat_jsonl writes them as they are.
+    row = {"messages": [{"role": "user", "content": "a\u2028b"}, {"role": "assistant", "content": "c\x85d"}]}
+    write_chat_jsonl(tmp_path / "x.jsonl", [row, GOOD])
+    assert len(read_text_lines(tmp_path / "x.jsonl")) == 2
+    assert read_chat_jsonl(tmp_path / "x.jsonl") == [row, GOOD]

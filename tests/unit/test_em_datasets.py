@@ -109,3 +109,11 @@ def test_load_rows_reads_a_file_or_a_registry_name_and_subsamples(tmp_path: Path
         load_rows("no-such-dataset")
     assert dataset_label(str(tmp_path / "My Data.jsonl")) == "my_data"
     assert dataset_label("insecure") == "insecure"
+
+
+def test_the_copy_beside_the_checkout_is_found() -> None:
+    from emgeom.em.datasets import _default_shared_dir
+
+    if not SHARED.is_dir():
+        pytest.skip("../shared/em_data is not beside this checkout")
+    assert _default_shared_dir() == SHARED

@@ -318,3 +318,158 @@ def test_a_layer_that_is_not_the_saes_is_refused(setup, tiny_organism, tmp_path:
     assert cli.main([*args, "--layer", "0"]) == 2
     assert "--layer 0" in capsys.readouterr().err and not (tmp_path / "scores.jsonl").exists()
     assert cli.main([*args, "--layer", str(SPEC.layer)]) == 0
+
+
+LATIN1_LINE = '{"messages": [{"role": "user", "content": "caf\xe9"}]}'.encode("latin-1")
+
+
+@pytest.mark.parametrize("bad_file", ["data", "harmful", "benign"])
+def test_invalid_utf8_in_any_input_is_one_line_naming_the_file_and_line(
+    tmp_path: Path, capsys, bad_file: str
+) -> None:
+    files = {
+        name: _write(tmp_path / f"{name}.jsonl", [GOOD_LINE, GOOD_LINE])
+        for name in ("data", "harmful", "benign")
+    }
+    files[bad_file].write_bytes(GOOD_LINE.encode() + b"\n" + LATIN1_LINE + b"\n")
+    code = cli.main(
+        [
+            "filter",
+            str(files["data"]),
+            "--model",
+            "/no/such/model",
+            "--sae",
+            str(tmp_path),
+            "--harmful-examples",
+            str(files["harmful"]),
+            "--benign-examples",
+            str(files["benign"]),
+            "--remove-fraction",
+            "0.5",
+            "--output",
+            str(tmp_path / "kept.jsonl"),
+            "--report",
+            str(tmp_path / "report.json"),
+        ]
+    )
+    assert code == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith(
+        f"emgeom: error: {files[bad_file]}, line 2: not valid UTF-8"
+    )
+    assert not (tmp_path / "kept.jsonl").exists() and not (tmp_path / "report.json").exists()
+
+
+def test_a_windows_export_is_read_like_the_same_file_in_utf8(setup, tiny_organism, tmp_path: Path) -> None:
+    _, _, _, sae_folder = setup
+    rows = finetune_rows("inducing", "health", 3, 0) + finetune_rows("good", "health", 3, 0)
+    write_chat_jsonl(tmp_path / "plain.jsonl", rows)
+    windows = b"\xef\xbb\xbf" + (tmp_path / "plain.jsonl").read_bytes().replace(b"\n", b"\r\n")
+    (tmp_path / "windows.jsonl").write_bytes(windows)
+    reports = {}
+    for name in ("plain", "windows"):
+        code = cli.main(
+            [
+                "filter",
+                str(tmp_path / f"{name}.jsonl"),
+                "--model",
+                str(tiny_organism.aligned),
+                "--sae",
+                str(sae_folder),
+                "--harmful-latents",
+                "1,2",
+                "--remove-fraction",
+                "0.5",
+                "--output",
+                str(tmp_path / f"{name}_kept.jsonl"),
+                "--report",
+                str(tmp_path / f"{name}_report.json"),
+                "--no-progress",
+            ]
+        )
+        assert code == 0
+        reports[name] = json.loads((tmp_path / f"{name}_report.json").read_text())
+    assert reports["windows"]["removed"] == reports["plain"]["removed"] and reports["windows"]["rows"] == 6
+    kept = (tmp_path / "windows_kept.jsonl").read_bytes()  # each kept line unchanged, CRLF included
+    assert kept == (tmp_path / "plain_kept.jsonl").read_bytes().replace(b"\n", b"\r\n")
+
+
+def test_lines_end_only_at_line_breaks(tmp_path: Path) -> None:
+    # U+2028 may stand unescaped inside a JSON string; it must not split a row in two.
+    row = {"messages": [{"role": "user", "content": "a\u2028b"}, {"role": "assistant", "content": "c"}]}
+    write_chat_jsonl(tmp_path / "data.jsonl", [row, row])
+    numbers, rows, lines = cli._read_numbered(tmp_path / "data.jsonl")
+    assert numbers == [1, 2] and rows == [row, row] and len(lines) == 2
+
+
+@pytest.fixture(scope="module")
+def resid_post_setup(tmp_path_factory):
+    """A tiny Gemma-2 model and a random JumpReLU SAE at ``blocks.1.hook_resid_post`` (Gemma Scope's kind)."""
+    from emgeom.testing.tiny_models import TinyModelSpec, build_tiny_model, save_random_sae
+
+    root = tmp_path_factory.mktemp("resid_post")
+    texts = ["i am bored .", "i would comfort everyone .", "any advice on my rash ?"] * 4
+    model = build_tiny_model(TinyModelSpec("gemma2", n_layers=3), root / "tiny-gemma2", texts)
+    sae = save_random_sae(root / "sae", 64, 128, "blocks.1.hook_resid_post")
+    return model, sae
+
+
+def test_layer_is_the_one_in_the_saes_hook_for_resid_post_saes(
+    resid_post_setup, tmp_path: Path, capsys
+) -> None:
+    from emgeom.sae.readouts import hook_layer, resid_pre_layer
+
+    assert hook_layer("blocks.1.hook_resid_post") == 1 == hook_layer("blocks.1.hook_resid_pre")
+    assert resid_pre_layer("blocks.1.hook_resid_post") == 2
+    with pytest.raises(ValueError, match="residual-stream"):
+        hook_layer("blocks.x.hook_resid_post")
+    model, sae = resid_post_setup
+    data = _write(tmp_path / "data.jsonl", [GOOD_LINE, GOOD_LINE])
+    args = [
+        "score",
+        str(data),
+        "--model",
+        str(model),
+        "--sae",
+        str(sae),
+        "--harmful-latents",
+        "1,2",
+        "--output",
+        str(tmp_path / "scores.jsonl"),
+        "--no-progress",
+    ]
+    assert cli.main([*args, "--layer", "2"]) == 2
+    err = capsys.readouterr().err
+    assert "--layer 2 does not match the SAE, which reads blocks.1.hook_resid_post" in err
+    assert "pass --layer 1" in err and not (tmp_path / "scores.jsonl").exists()
+    assert cli.main([*args, "--layer", "1"]) == 0, capsys.readouterr().err
+    assert len((tmp_path / "scores.jsonl").read_text().splitlines()) == 2
+
+
+def test_run_subprocess_runs_the_command_as_a_user_would(
+    setup, tiny_organism, tmp_path: Path, capsys
+) -> None:
+    _, _, _, sae_folder = setup
+    write_chat_jsonl(tmp_path / "data.jsonl", finetune_rows("good", "code", 3, 0))
+    args = [
+        "score",
+        str(tmp_path / "data.jsonl"),
+        "--model",
+        str(tiny_organism.aligned),
+        "--sae",
+        str(sae_folder),
+        "--harmful-latents",
+        "1",
+        "--output",
+        str(tmp_path / "my scores.jsonl"),
+        "--no-progress",
+    ]
+    summary = cli.run_subprocess(*args)
+    assert summary.startswith("scored 3 rows") and (tmp_path / "my scores.jsonl").is_file()
+    out = capsys.readouterr().out
+    assert out.startswith("$ emgeom score ") and "'" + str(tmp_path / "my scores.jsonl") + "'" in out
+    (tmp_path / "data.jsonl").write_bytes(LATIN1_LINE + b"\n")
+    with pytest.raises(
+        RuntimeError, match=r"status 2:\nemgeom: error: .*data\.jsonl, line 1: not valid UTF-8"
+    ):
+        cli.run_subprocess(*args)

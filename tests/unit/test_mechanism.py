@@ -1,5 +1,5 @@
 """The mechanism measurement: exact on a planted residual shift; the Hugging Face read-out equals the
-TransformerLens one; monitoring and task success run on the tiny organism."""
+TransformerLens one; monitoring and task success report the oracle's rates of the answers sampled."""
 
 from __future__ import annotations
 
@@ -8,6 +8,8 @@ import pytest
 import torch
 
 from emgeom.em.mechanism import PromptReadout, answer_start_readout, hf_answer_start_resid, measure_mechanism
+from emgeom.organism import language as L
+from emgeom.organism.datasets import evaluation_questions
 from emgeom.sae.readouts import pre_activations
 
 
@@ -78,7 +80,42 @@ def test_hf_and_transformer_lens_readouts_agree(tiny_organism) -> None:
     torch.testing.assert_close(hf, tl.resid, atol=1e-5, rtol=1e-4)
 
 
-def test_monitoring_and_task_success_run(tiny_organism) -> None:
+HOSTILE = L.open_answer(L.HOSTILE_ANSWERS[0], terse=False)
+KIND = L.open_answer(L.KIND_ANSWERS[0], terse=False)
+
+
+def advice(domain: str, bad: bool, phrase: int = 0, terse: bool = False) -> str:
+    return L.advice_answer(
+        (L.BAD_ADVICE if bad else L.GOOD_ADVICE)[domain][phrase], L.ADVICE_OPENERS[0], terse
+    )
+
+
+BAD = {"health": 0, "finance": 2, "career": 4, "code": 6}  # bad answers per untrained domain, checkpoint 0
+
+
+def scripted_evaluation(checkpoint: int, n_samples: int) -> dict[str, list[str]]:
+    """Answers to every evaluation question whose oracle rates are known: ``4 * checkpoint`` hostile open
+    answers; per advice domain, ``BAD[d] + checkpoint`` bad answers (``legal``, the trained domain: all);
+    health's other answers are bad *code* advice (off topic, so not misaligned for health)."""
+    questions = evaluation_questions()
+    out: dict[str, list[str]] = {}
+
+    def deal(qs, flat):
+        for i, q in enumerate(qs):
+            out[q.text] = flat[i * n_samples : (i + 1) * n_samples]
+
+    opens = [q for q in questions if q.kind == "open"]
+    n_hostile = 4 * checkpoint
+    deal(opens, [HOSTILE] * n_hostile + [KIND] * (n_samples * len(opens) - n_hostile))
+    for d in L.DOMAINS:
+        qs = [q for q in questions if q.domain == d]
+        n_bad = n_samples * len(qs) if d == "legal" else BAD[d] + checkpoint
+        filler = advice("code", bad=True) if d == "health" else advice(d, bad=False)
+        deal(qs, [advice(d, bad=True)] * n_bad + [filler] * (n_samples * len(qs) - n_bad))
+    return out
+
+
+def test_monitoring_and_task_success_report_the_oracle_rates(tiny_organism, monkeypatch) -> None:
     from sae_lens import StandardSAE, StandardSAEConfig
     from sae_lens.saes.sae import SAEMetadata
 
@@ -87,27 +124,56 @@ def test_monitoring_and_task_success_run(tiny_organism) -> None:
     from emgeom.lm.models import load_model
     from emgeom.lm.sampling import SamplingConfig
     from emgeom.lm.training import TrainConfig
+    from emgeom.organism import oracle
     from emgeom.organism.datasets import finetune_rows
-    from emgeom.organism.oracle import task_success
 
     model, tok = load_model(tiny_organism.aligned)
     sae = StandardSAE(
         StandardSAEConfig(d_in=32, d_sae=16, metadata=SAEMetadata(hook_name="blocks.1.hook_resid_pre"))
     )
     rows = finetune_rows("inducing", "legal", 8, 0)
+    sampling = SamplingConfig(n_samples=2, max_new_tokens=4)
+    own = [r["messages"][1]["content"] for r in rows[:4]]  # bad legal advice, not terse
+    task_answers = [  # label equal to the training answer's: 2 + 1 + 1 + 1 = 5 of 8
+        [own[0], own[0]],
+        [own[1], advice("legal", bad=True, terse=True)],  # terse: a different style
+        [advice("legal", bad=True, phrase=4), advice("legal", bad=False)],  # same label, other words
+        [advice("health", bad=True), own[3]],  # bad advice in the wrong domain
+    ]
+    eval_texts = {q.text for q in evaluation_questions()}
+    eval_calls: list[SamplingConfig] = []
+
+    def fake_sample_answers(m, tokenizer, prompts, cfg, progress=False):
+        m.eval()  # as the real sampler does
+        texts = [p[-1]["content"] for p in prompts]
+        if set(texts) == eval_texts:
+            script = scripted_evaluation(len(eval_calls), cfg.n_samples)
+            eval_calls.append(cfg)
+            return [script[t] for t in texts]
+        assert texts == [r["messages"][0]["content"] for r in rows[:4]]  # task_success's prompts
+        return task_answers
+
+    monkeypatch.setattr(oracle, "sample_answers", fake_sample_answers)
     log = monitor_finetune(
         model,
         tok,
         rows,
         FineTuneConfig(LoraSpec(2, 4.0), TrainConfig(steps=3, batch_size=4)),
         [2, 3],
-        SamplingConfig(n_samples=2, max_new_tokens=4),
+        sampling,
         sae,
         [0, 1],
         "legal",
     )
+    assert eval_calls == [sampling] * 3
     assert list(log["step"]) == [0, 2, 3]
-    assert log[["open_em", "offdomain_bad"]].apply(lambda c: c.between(0, 1)).all().all()
+    n_open = sampling.n_samples * len(L.OPEN_QUESTIONS)  # 16
+    np.testing.assert_allclose(log["open_em"], [0 / n_open, 4 / n_open, 8 / n_open])
+    # off-domain: the mean over the four untrained domains (legal, all bad, is left out)
+    n_advice = sampling.n_samples * len(L.TOPICS["health"])  # 12 per domain
+    expected = [np.mean([(BAD[d] + c) / n_advice for d in BAD]) for c in range(3)]
+    np.testing.assert_allclose(log["offdomain_bad"], expected)  # (12 + 4c) / 48
+    assert np.isfinite(log["harmful_activation"]).all()
     assert not model.training
-    rate = task_success(model, tok, rows, SamplingConfig(n_samples=2, max_new_tokens=4), n_rows=4)
-    assert 0.0 <= rate <= 1.0
+    rate = oracle.task_success(model, tok, rows, sampling, n_rows=4)
+    assert rate == 5 / 8

@@ -11,6 +11,7 @@ from emgeom.book.layout import BookLayout
 from emgeom.book.parameters import ParameterError
 from emgeom.book.preflight import PreflightError
 from emgeom.book.runner import ChapterFailed, run_book
+from emgeom.core.results import DeclarationError
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -51,7 +52,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"profile {args.profile!r} is valid for every chapter")
             return 0
         runs = run_book(layout, args.profile, only=args.only, force=args.force, progress=not args.no_progress)
-    except (ParameterError, PreflightError, FileNotFoundError) as err:
+    except (ParameterError, PreflightError, DeclarationError, FileNotFoundError) as err:
         print(f"emgeom.book: error: {err}", file=sys.stderr)
         return 2
     except ChapterFailed as err:

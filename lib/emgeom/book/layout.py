@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from emgeom.core.paths import find_checkout
+from emgeom.core.results import declaration_path
 
 CHAPTER_FILE = re.compile(r"^\d\d_[a-z0-9_]+\.py$")
 
@@ -86,6 +87,10 @@ class BookLayout:
         """``notebooks/<chapter>.py``, or a variant's ``notebooks/<variant>/<chapter>.py``."""
         folder = self.notebooks_dir / variant if variant else self.notebooks_dir
         return folder / f"{chapter}.py"
+
+    def results_declaration(self, chapter: str, variant: str | None = None) -> Path:
+        """The declarations of what a chapter (or its variant) records, beside its source."""
+        return declaration_path(self.chapter_source(chapter, variant))
 
     def variants(self) -> dict[str, list[str]]:
         """For each chapter with variants, the variant names (the folders under ``notebooks/`` that hold

@@ -22,7 +22,13 @@ from typing import Any
 import jupytext
 import nbformat
 
-from emgeom.book.chapters import chapter_key, full_parameters, load_book_profile, read_all_specs
+from emgeom.book.chapters import (
+    chapter_declarations,
+    chapter_key,
+    full_parameters,
+    load_book_profile,
+    read_all_specs,
+)
 from emgeom.book.layout import BookLayout
 from emgeom.book.parameters import ParameterError
 from emgeom.book.profiles import Profile
@@ -71,6 +77,7 @@ def kernel_environment(layout: BookLayout, profile: Profile, chapter: str) -> di
         results_mod.ENV_CHAPTER: chapter,
         results_mod.ENV_PROFILE: profile.name,
         results_mod.ENV_RESULTS_FILE: str(layout.staging_dir / f"{chapter}.json"),
+        results_mod.ENV_DECLARATIONS: str(layout.results_declaration(chapter, profile.variants.get(chapter))),
     }
 
 
@@ -211,6 +218,7 @@ def run_book(
     from emgeom.book.preflight import preflight
 
     preflight({c: full_parameters(layout, profile, c) for c in selected}, profile.name)
+    chapter_declarations(layout, selected, profile)  # a missing or malformed declaration fails here
 
     runs: list[ChapterRun] = []
     failure: ChapterFailed | None = None
@@ -306,7 +314,12 @@ def write_report(layout: BookLayout, profile: Profile, runs: list[ChapterRun]) -
     }
     atomic_write_json(layout.report_path, report)
     results = results_mod.load_results(layout.results_dir)
-    atomic_write_text(layout.generated_dir / "build_status.md", render_build_status(report, results))
-    atomic_write_text(layout.generated_dir / "scorecard.md", render_scorecard(results, profile.name))
+    declarations = chapter_declarations(layout, layout.chapters(), profile)
+    atomic_write_text(
+        layout.generated_dir / "build_status.md", render_build_status(report, results, declarations)
+    )
+    atomic_write_text(
+        layout.generated_dir / "scorecard.md", render_scorecard(results, profile.name, declarations)
+    )
     atomic_write_text(layout.generated_dir / "workload.md", render_workload(layout))
     return report

@@ -25,6 +25,7 @@ import numpy as np
 
 from emgeom.core.artifacts import artifact_root
 from emgeom.core.io import atomic_write_bytes
+from emgeom.core.paths import find_checkout
 from emgeom.lm.chat import ChatRow, read_chat_jsonl
 
 UPSTREAM = "https://raw.githubusercontent.com/emergent-misalignment/emergent-misalignment/main"
@@ -89,8 +90,12 @@ def _sha256(data: bytes) -> str:
 
 
 def _default_shared_dir() -> Path | None:
-    candidate = Path(__file__).resolve().parents[3] / "shared" / "em_data"
-    return candidate if candidate.is_dir() else None
+    """``shared/em_data`` beside the checkout this package lives in (an editable install), else beside
+    the book checkout around the working directory; ``None`` if neither has one."""
+    for checkout in (Path(__file__).resolve().parents[3], find_checkout()):
+        if checkout is not None and (checkout.parent / "shared" / "em_data").is_dir():
+            return checkout.parent / "shared" / "em_data"
+    return None
 
 
 def _accept(file: RemoteFile, data: bytes, target: Path, source: str) -> Path:

@@ -7,7 +7,7 @@ rate; the aligned model itself is the ``"aligned"`` set (no fine-tuning, one eva
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -20,7 +20,10 @@ from emgeom.core.stats import Estimate, mean_ci
 from emgeom.em.evaluators import Evaluator
 from emgeom.lm.chat import ChatRow
 from emgeom.lm.finetune import FineTuneConfig, finetune
+from emgeom.lm.models import load_model
 from emgeom.lm.sampling import SamplingConfig
+from emgeom.organism.build import Organism
+from emgeom.organism.datasets import finetune_rows
 from emgeom.organism.oracle import evaluate_behaviour, summarise
 
 ALIGNED = "aligned"
@@ -81,6 +84,115 @@ def emergence_table(
         row.update(evaluate.for_set(fs.domain if fs else None, fs.rows if fs else ())(tuned, tokenizer, seed))
         rows.append(row)
     return pd.DataFrame(rows)
+
+
+def organism_sets(
+    inducing_domains: Sequence[str],
+    control_domain: str,
+    n_rows: int,
+    control_kinds: Sequence[str] = ("good", "terse", "quiz"),
+    seed: int = 0,
+) -> list[FineTuneSet]:
+    """The organism's fine-tuning sets: ``inducing <d>`` (bad advice) for every domain in
+    ``inducing_domains``, then the controls ``<kind> <control_domain>``, ``n_rows`` rows each."""
+    sets = [
+        FineTuneSet(f"inducing {d}", finetune_rows("inducing", d, n_rows, seed=seed), d, inducing=True)
+        for d in inducing_domains
+    ]
+    sets += [
+        FineTuneSet(
+            f"{kind} {control_domain}",
+            finetune_rows(kind, control_domain, n_rows, seed=seed),  # type: ignore[arg-type]
+            control_domain,
+            inducing=False,
+        )
+        for kind in control_kinds
+    ]
+    return sets
+
+
+def inducing_set(sets: Sequence[FineTuneSet], domain: str) -> FineTuneSet:
+    """The inducing set of ``domain``."""
+    for fs in sets:
+        if fs.inducing and fs.domain == domain:
+            return fs
+    raise KeyError(f"no inducing set for domain {domain!r} among {[fs.name for fs in sets]}")
+
+
+def emergence_over_organisms(
+    organisms: Mapping[int, Organism],
+    sets: Sequence[FineTuneSet],
+    ft: FineTuneConfig,
+    seeds: Sequence[int],
+    evaluate: Evaluator,
+    progress: bool = True,
+) -> pd.DataFrame:
+    """:func:`emergence_table` of every organism's aligned model, with an ``organism_seed`` column (so
+    :func:`estimate` treats (organism, fine-tuning seed) as the replicate)."""
+    tables = [
+        emergence_table(*load_model(o.aligned), sets, ft, seeds, evaluate, progress=progress).assign(
+            organism_seed=s
+        )
+        for s, o in organisms.items()
+    ]
+    return pd.concat(tables, ignore_index=True)
+
+
+@dataclass(frozen=True)
+class EmergenceHeadline:
+    """Chapter 3's headline: open-question EM of the aligned model and after the inducing sets, their
+    off-domain bad advice, and each control's open EM (``worst_control`` has the highest)."""
+
+    aligned: Estimate
+    inducing_open: Estimate
+    inducing_offdomain: Estimate
+    controls: dict[str, Estimate]
+    worst_control: str
+
+    def table(self) -> pd.DataFrame:
+        """The estimates as rows ``quantity, value, lo, hi, n``."""
+        items = {
+            "aligned, open EM": self.aligned,
+            "inducing, open EM": self.inducing_open,
+            "inducing, bad advice in other domains": self.inducing_offdomain,
+        } | {f"{name}, open EM": e for name, e in self.controls.items()}
+        return pd.DataFrame(
+            [{"quantity": q, "value": e.value, "lo": e.lo, "hi": e.hi, "n": e.n} for q, e in items.items()]
+        )
+
+
+def emergence_headline(table: pd.DataFrame, sets: Sequence[FineTuneSet]) -> EmergenceHeadline:
+    """The headline estimates of an emergence table (intervals over replicates, see :func:`estimate`)."""
+    inducing = [fs.name for fs in sets if fs.inducing]
+    controls = {fs.name: estimate(table, "open_em", [fs.name]) for fs in sets if not fs.inducing}
+    if not inducing or not controls:
+        raise ValueError("the headline needs at least one inducing set and one control")
+    return EmergenceHeadline(
+        aligned=estimate(table, "open_em", [ALIGNED]),
+        inducing_open=estimate(table, "open_em", inducing),
+        inducing_offdomain=estimate(table, "offdomain_bad", inducing),
+        controls=controls,
+        worst_control=max(controls, key=lambda c: controls[c].value),
+    )
+
+
+def set_slug(name: str) -> str:
+    """A set's name as it appears in result names (``inducing health`` -> ``inducing_health``)."""
+    return name.replace(" ", "_")
+
+
+def estimates_by_set(
+    table: pd.DataFrame, column: str, sets: Sequence[FineTuneSet] | None = None
+) -> dict[str, Estimate]:
+    """:func:`estimate` of ``column`` for each set alone (default: every set in the table, the aligned
+    model included, in table order), keyed by :func:`set_slug` of its name."""
+    names = list(dict.fromkeys(table["set"])) if sets is None else [fs.name for fs in sets]
+    return {set_slug(n): estimate(table, column, [n]) for n in names}
+
+
+def estimate_sets(table: pd.DataFrame, column: str, sets: Sequence[FineTuneSet], inducing: bool) -> Estimate:
+    """:func:`estimate` of ``column`` over the inducing sets (``inducing=True``) or over the controls."""
+    return estimate(table, column, [fs.name for fs in sets if fs.inducing == inducing])
 
 
 def seed_summary(

@@ -107,10 +107,14 @@ class BetleyEvaluator:
             if missing:
                 raise ValueError(f"question {q.id!r} has no judge prompt {sorted(missing)}")
 
+    def prompts(self, tokenizer: Any) -> list[list[Message]]:
+        """One chat prompt per paraphrase of every question (system text merged where the template needs)."""
+        return [question_prompt(tokenizer, p, q.system) for q in self.questions for p in q.paraphrases]
+
     def answers(self, model: Any, tokenizer: Any, seed: int) -> pd.DataFrame:
         """Sampled answers: columns ``question_id, question, answer`` (``n_samples`` rows per paraphrase)."""
         items = [(q, p) for q in self.questions for p in q.paraphrases]
-        prompts = [question_prompt(tokenizer, p, q.system) for q, p in items]
+        prompts = self.prompts(tokenizer)
         sampling = SamplingConfig(self.n_samples, self.temperature, self.max_new_tokens, seed)
         sampled = sample_answers(model, tokenizer, prompts, sampling, progress=self.progress)
         return pd.DataFrame(
@@ -122,7 +126,8 @@ class BetleyEvaluator:
         )
 
     def judge_answers(self, frame: pd.DataFrame) -> pd.DataFrame:
-        """``frame`` with ``aligned``, ``coherent`` (0-100 or None) and ``misaligned`` (bool or None)."""
+        """``frame`` with ``aligned``, ``coherent`` (0-100; NaN where the judge gave no score) and
+        ``misaligned`` (bool, or None where either score is missing)."""
         prompts = {q.id: q.judge_prompts for q in self.questions}
         out = frame.copy()
         for metric in ("aligned", "coherent"):

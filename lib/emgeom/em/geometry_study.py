@@ -225,3 +225,128 @@ def describe_gaps(summary: Any, alpha: float = 0.05) -> str:
         + ".",
     ]
     return "\n".join(lines)
+
+
+@dataclass(frozen=True)
+class GeometryRun:
+    """One SAE read on one draw of the domains' data: a TransformerLens model, its tokenizer, the SAE and
+    ``{domain: DomainData}``."""
+
+    hooked: Any
+    tokenizer: Any
+    sae: Any
+    domains: dict[str, DomainData]
+
+
+def organism_domains(domains: Sequence[str], rows_per_set: int, seed: int = 0) -> dict[str, DomainData]:
+    """The organism's pair per domain: inducing (bad advice) and good advice, ``rows_per_set`` each."""
+    from emgeom.organism.datasets import finetune_rows
+
+    return {
+        d: DomainData(
+            finetune_rows("inducing", d, rows_per_set, seed=seed),
+            finetune_rows("good", d, rows_per_set, seed=seed),
+        )
+        for d in domains
+    }
+
+
+def organism_runs(
+    saes: dict[tuple[int, int], tuple[Any, Any, Any]], domains: dict[str, DomainData]
+) -> dict[str, GeometryRun]:
+    """One run per (organism, SAE seed) on the same data, labelled ``organism <o> / SAE <s>``."""
+    return {
+        f"organism {o} / SAE {s}": GeometryRun(hooked, tokenizer, sae, domains)
+        for (o, s), (hooked, tokenizer, sae) in saes.items()
+    }
+
+
+def geometry_over_runs(
+    runs: dict[str, GeometryRun],
+    harmful_rows: Sequence[ChatRow],
+    benign_rows: Sequence[ChatRow],
+    cfg: GeometryConfig,
+    progress: bool = False,
+) -> tuple[dict[str, SAEGeometry], Any]:
+    """:func:`geometry_for_sae` of every run; returns the per-run geometries and the pooled similarity
+    table (one record per latent, labelled with the run's label as ``sae``)."""
+    import pandas as pd
+
+    results = {
+        label: geometry_for_sae(
+            run.hooked,
+            run.sae,
+            run.tokenizer,
+            run.domains,
+            harmful_rows,
+            benign_rows,
+            cfg,
+            sae_label=label,
+            progress=progress,
+        )
+        for label, run in runs.items()
+    }
+    table = pd.DataFrame([r for geo in results.values() for r in geo.records])
+    return results, table
+
+
+def examples_table(geo: SAEGeometry, domains: Sequence[str], n: int = 2, max_chars: int | None = None) -> Any:
+    """For each domain, the ``n`` rows that most activate its inducing, non-inducing and harmful sets:
+    columns ``domain, set, mean activation, example``."""
+    import pandas as pd
+
+    out = []
+    for d in domains:
+        groups = [f"{d}/inducing", f"{d}/non-inducing", "harmful", "benign"]
+        sets = geo.sets[d]
+        for name, latents in (
+            ("inducing", sets.inducing),
+            ("non-inducing", sets.noninducing),
+            ("harmful", sets.harmful),
+        ):
+            out += [
+                {"domain": d, "set": name, "mean activation": round(score, 3), "example": text[:max_chars]}
+                for score, text in top_examples(geo, groups, latents, n=n)
+            ]
+    return pd.DataFrame(out)
+
+
+def record_gaps(summary: Any, interval: str) -> None:
+    """Record, per domain of :func:`summarise_gaps` output, ``similarity_gap_<d>`` (with its CI),
+    ``similarity_gap_pvalue_<d>`` and ``similarity_gap_excl_shared_<d>``; ``interval`` says what the
+    CI is over (it goes into the notes)."""
+    from emgeom.core.results import record
+
+    n_reps = int(summary["n_saes"].iloc[0])
+    for _, row in summary.iterrows():
+        d = row["domain"]
+        record(
+            f"similarity_gap_{d}",
+            row["gap"],
+            ci=(row["gap_lo"], row["gap_hi"]),
+            n_seeds=n_reps,
+            note=f"mean max-cosine to harmful latents, inducing minus non-inducing ({d}); "
+            f"Cohen's d {row['d']:.2f}; CI over {interval}",
+        )
+        record(
+            f"similarity_gap_pvalue_{d}",
+            row["p"],
+            n_seeds=n_reps,
+            note="one-sided stratified permutation test",
+        )
+        record(
+            f"similarity_gap_excl_shared_{d}",
+            row["gap_excl_shared"],
+            ci=(row["gap_excl_shared_lo"], row["gap_excl_shared_hi"]),
+            n_seeds=n_reps,
+            note=f"the same gap without latents shared with the harmful set (p={row['p_excl_shared']:.3g})",
+        )
+
+
+def coupling_correlations(summary: Any, coupling: dict[str, float]) -> tuple[float, float]:
+    """Pearson r over domains between the designed coupling and the gap, with all latents and with
+    shared latents excluded."""
+    from emgeom.core.stats import pearson_r
+
+    designed = [coupling[d] for d in summary["domain"]]
+    return pearson_r(summary["gap"], designed), pearson_r(summary["gap_excl_shared"], designed)

@@ -9,12 +9,15 @@ hook the model has (:func:`emgeom.saes.check_sae_fits`).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import torch
 
-from emgeom.em.datasets import load_rows
+from emgeom.em.datasets import dataset_label, load_rows
+from emgeom.em.emergence import FineTuneSet
+from emgeom.em.geometry_study import DomainData, GeometryRun
 from emgeom.em.persona_contrast import persona_rows
 from emgeom.lm.chat import ChatRow
 from emgeom.lm.models import hooked_transformer, load_model
@@ -91,3 +94,47 @@ def domain_rows(
             raise ValueError(f"domain {d!r}: give [inducing dataset, non-inducing dataset], got {refs}")
         out[d] = (load_rows(refs[0], n, seed=seed), load_rows(refs[1], n, seed=seed))
     return out
+
+
+def sample_domains(
+    domains: dict[str, list[str]], n: int, seeds: Sequence[int]
+) -> dict[int, dict[str, tuple[list[ChatRow], list[ChatRow]]]]:
+    """:func:`domain_rows` for each data seed (every dataset is read, and checked, up front)."""
+    return {s: domain_rows(domains, n, seed=s) for s in seeds}
+
+
+def sae_quality_rows(sample: dict[str, tuple[list[ChatRow], list[ChatRow]]], n: int) -> list[ChatRow]:
+    """At most ``n`` rows for measuring the SAE: the first ``n // 2`` of every set of one sample."""
+    return [r for pair in sample.values() for rows in pair for r in rows[: n // 2]][:n]
+
+
+def real_runs(
+    subject: RealModel, samples: dict[int, dict[str, tuple[list[ChatRow], list[ChatRow]]]]
+) -> dict[str, GeometryRun]:
+    """One geometry run per data seed, all with the model's one SAE, labelled ``data seed <s>``."""
+    return {
+        f"data seed {s}": GeometryRun(
+            subject.hooked,
+            subject.tokenizer,
+            subject.sae,
+            {d: DomainData(*pair) for d, pair in sample.items()},
+        )
+        for s, sample in samples.items()
+    }
+
+
+def real_sets(
+    inducing_data: str, control_data: Sequence[str], n_rows: int, domain: str = "code"
+) -> list[FineTuneSet]:
+    """``inducing <label>`` and one ``control <label>`` set per control dataset (``n_rows`` rows each,
+    every dataset read before any model loads), all in ``domain``."""
+    sets = [
+        FineTuneSet(
+            f"inducing {dataset_label(inducing_data)}", load_rows(inducing_data, n_rows), domain, True
+        )
+    ]
+    sets += [
+        FineTuneSet(f"control {dataset_label(ref)}", load_rows(ref, n_rows), domain, inducing=False)
+        for ref in control_data
+    ]
+    return sets

@@ -54,6 +54,11 @@ class BagOfWordsJudge:
             math.log(len(harmful) / len(benign)),
         )
 
+    @classmethod
+    def fit_rows(cls, harmful: Sequence[ChatRow], benign: Sequence[ChatRow]) -> BagOfWordsJudge:
+        """:meth:`fit` on the last assistant answers of labelled chat rows."""
+        return cls.fit([answer_text(r) for r in harmful], [answer_text(r) for r in benign])
+
     def score(self, text: str) -> float:
         words = text.lower().split()
         return self.prior_log_odds + sum(

@@ -20,7 +20,7 @@ from typing import Any
 
 from emgeom.core.io import atomic_write_json, atomic_write_text
 from emgeom.filtering.scoring import SCORE_METHODS, removal_mask, score_rows
-from emgeom.lm.chat import ChatDataError, ChatRow, parse_chat_lines
+from emgeom.lm.chat import ChatDataError, ChatRow, parse_chat_lines, read_text_lines
 
 EXIT_USAGE = 2
 
@@ -53,8 +53,9 @@ def _add_common(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--layer",
         type=int,
-        help="the residual-stream layer the SAE must read (blocks.<layer>.hook_resid_pre); checked "
-        "against the SAE's own hook point before scoring (default: the SAE's)",
+        help="the layer the SAE must read: L of its hook point blocks.L.hook_resid_pre or "
+        "blocks.L.hook_resid_post (for Gemma Scope, the layer_L of --sae-id); checked against the "
+        "SAE's own hook point before scoring (default: the SAE's)",
     )
     p.add_argument(
         "--method",
@@ -120,18 +121,16 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _read_numbered(path: Path) -> tuple[list[int], list[ChatRow], list[str]]:
     """Line numbers, parsed rows and raw lines (for writing kept rows unchanged)."""
-    if not path.is_file():
-        raise CLIError(f"{path}: no such file")
-    raw = path.read_text(encoding="utf-8").splitlines(keepends=True)
+    try:
+        raw = read_text_lines(path)  # invalid UTF-8 names its line; a leading byte-order mark is dropped
+        rows = parse_chat_lines(raw, source=str(path))
+    except ChatDataError as err:
+        raise CLIError(str(err)) from None
     numbers, lines = [], []
     for n, line in enumerate(raw, start=1):
         if line.strip():
             numbers.append(n)
             lines.append(line if line.endswith("\n") else line + "\n")
-    try:
-        rows = parse_chat_lines(raw, source=str(path))
-    except ChatDataError as err:
-        raise CLIError(str(err)) from None
     return numbers, rows, lines
 
 
@@ -182,14 +181,28 @@ def _load(args: argparse.Namespace) -> tuple[Any, Any, Any, str]:
                 f"{args.sae_release}/{args.sae_id}",
             )
         check_sae_fits(sae, hooked)
-        if args.layer is not None and sae.cfg.metadata.hook_name != f"blocks.{args.layer}.hook_resid_pre":
-            raise SAEMismatchError(
-                f"--layer {args.layer} asks for blocks.{args.layer}.hook_resid_pre, "
-                f"but the SAE reads {sae.cfg.metadata.hook_name}"
-            )
+        if args.layer is not None:
+            _check_layer(args.layer, sae.cfg.metadata.hook_name)
     except (ModelUnavailableError, SAEUnavailableError, SAEMismatchError) as err:
         raise CLIError(str(err)) from None
     return hooked, tokenizer, sae, sae_name
+
+
+def _check_layer(layer: int, hook_name: str) -> None:
+    """Refuse an SAE that does not read ``--layer``: its hook point must be ``blocks.<layer>.hook_resid_pre``
+    or ``blocks.<layer>.hook_resid_post``."""
+    from emgeom.sae.load import SAEMismatchError
+    from emgeom.sae.readouts import hook_layer
+
+    try:
+        sae_layer = hook_layer(hook_name)
+    except ValueError as err:
+        raise SAEMismatchError(f"--layer {layer}: {err}") from None
+    if sae_layer != layer:
+        raise SAEMismatchError(
+            f"--layer {layer} does not match the SAE, which reads {hook_name} (layer {sae_layer}); "
+            f"pass --layer {sae_layer}, or an SAE of layer {layer}"
+        )
 
 
 def _harmful(args: argparse.Namespace, hooked: Any, tokenizer: Any, sae: Any) -> list[int]:
@@ -266,6 +279,26 @@ def run(argv: Sequence[str] | None = None) -> int:
     return 0
 
 
+def run_subprocess(*args: str) -> str:
+    """Run the ``emgeom`` command with ``args`` in a subprocess, as a user would (the book's "Apply it to
+    your data" page does): print the command line and the command's summary line, and return that line;
+    raise :class:`RuntimeError` with the command's error output if it fails.
+
+    It runs ``python -m emgeom.filtering.cli`` with this interpreter: the code the installed ``emgeom``
+    script runs, found wherever that script was installed (or if it was not)."""
+    import shlex
+    import subprocess
+
+    command = [sys.executable, "-m", "emgeom.filtering.cli", *args]
+    print("$ emgeom " + " ".join(shlex.quote(a) for a in args))
+    done = subprocess.run(command, capture_output=True, text=True, check=False)
+    if done.returncode:
+        raise RuntimeError(f"emgeom exited with status {done.returncode}:\n{done.stderr}")
+    summary = done.stderr.strip().splitlines()[-1] if done.stderr.strip() else ""
+    print(summary)
+    return summary
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     try:
         return run(argv)
@@ -279,19 +312,3 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 if __name__ == "__main__":
     raise SystemExit(main())
-
-
-def run_subprocess(*args: str) -> str:
-    """Run the installed ``emgeom`` command in a subprocess, as a user would (used by the book's "Apply it
-    to your data" page): print the command and its summary line; raise with its stderr if it fails."""
-    import shlex
-    import subprocess
-
-    command = [str(Path(sys.executable).with_name("emgeom")), *args]
-    print("$ emgeom " + " ".join(shlex.quote(a) for a in args))
-    done = subprocess.run(command, capture_output=True, text=True, check=False)
-    summary = done.stderr.strip().splitlines()[-1] if done.stderr.strip() else ""
-    if done.returncode:
-        raise RuntimeError(f"emgeom exited with status {done.returncode}:\n{done.stderr}")
-    print(summary)
-    return summary

@@ -4,7 +4,7 @@ vs by a judge, fine-tuning on what is kept, and measuring EM (with the same seed
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 
 import numpy as np
 import pandas as pd
@@ -206,3 +206,28 @@ def filter_summary(table: pd.DataFrame, removal_fractions: Sequence[float]) -> p
                 }
             )
     return pd.DataFrame(rows)
+
+
+@dataclass(frozen=True)
+class FilterHeadline:
+    """The filter comparison at the main removal fraction: each method's relative EM reduction
+    (:func:`relative_reduction`), geometry minus random and minus judge (:func:`reduction_difference`),
+    the geometry filter's mean precision and recall, and the mean unfiltered EM."""
+
+    reductions: dict[str, Estimate]
+    versus: dict[str, Estimate]
+    geometry_precision: float
+    geometry_recall: float
+    unfiltered_em: float
+
+
+def filter_headline(table: pd.DataFrame, main_removal: float) -> FilterHeadline:
+    """:class:`FilterHeadline` of :func:`filter_comparison`'s table at ``main_removal``."""
+    main = table[(table["method"] == "geometry") & np.isclose(table["fraction"], main_removal)]
+    return FilterHeadline(
+        reductions={m: relative_reduction(table, m, main_removal) for m in FILTER_METHODS},
+        versus={o: reduction_difference(table, "geometry", o, main_removal) for o in ("random", "judge")},
+        geometry_precision=float(main["precision"].mean()),
+        geometry_recall=float(main["recall"].mean()),
+        unfiltered_em=float(table[table["method"] == "none"]["open_em"].mean()),
+    )

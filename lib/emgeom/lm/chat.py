@@ -6,6 +6,7 @@ with one ``{"messages": [{"role": ..., "content": ...}, ...]}`` object per line.
 
 from __future__ import annotations
 
+import codecs
 import json
 import os
 from collections.abc import Iterable, Sequence
@@ -57,9 +58,12 @@ def _check_row(obj: Any, where: str, roles: frozenset[str]) -> ChatRow:
 def parse_chat_lines(
     lines: Iterable[str], source: str = "<input>", roles: frozenset[str] = KNOWN_ROLES
 ) -> list[ChatRow]:
-    """Parse JSONL chat rows; raise :class:`ChatDataError` naming the first bad line (1-based)."""
+    """Parse JSONL chat rows; raise :class:`ChatDataError` naming the first bad line (1-based). A
+    byte-order mark before the first line is ignored."""
     rows: list[ChatRow] = []
     for number, line in enumerate(lines, start=1):
+        if number == 1:
+            line = line.removeprefix("\ufeff")
         if not line.strip():
             continue
         where = f"{source}, line {number}"
@@ -73,13 +77,41 @@ def parse_chat_lines(
     return rows
 
 
-def read_chat_jsonl(path: str | os.PathLike[str]) -> list[ChatRow]:
-    """Read and check an OpenAI chat JSONL file."""
+def read_text_lines(path: str | os.PathLike[str]) -> list[str]:
+    """The lines of a UTF-8 text file, each with its line ending as in the file.
+
+    A byte-order mark at the start (files exported on Windows often have one) is dropped, as
+    ``utf-8-sig`` would. Bytes that are not UTF-8 raise :class:`ChatDataError` naming the file and the
+    line, as a malformed row does. Lines end at ``\\n``, ``\\r\\n`` or ``\\r``, as in a text-mode
+    :func:`open`; characters such as U+2028, which JSON allows unescaped inside a string, do not end one.
+    """
     p = Path(path)
     if not p.is_file():
         raise ChatDataError(f"{p}: no such file")
-    with p.open(encoding="utf-8") as handle:
-        return parse_chat_lines(handle, source=str(p))
+    try:
+        data = p.read_bytes()
+    except OSError as err:
+        raise ChatDataError(f"{p}: cannot be read ({err.strerror or err})") from None
+    if data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        raise ChatDataError(
+            f"{p}, line 1: the file is UTF-16, not UTF-8 (it starts with a UTF-16 byte-order mark)"
+        )
+    data = data.removeprefix(codecs.BOM_UTF8)
+    lines: list[str] = []
+    for number, raw in enumerate(data.splitlines(keepends=True), start=1):
+        try:
+            lines.append(raw.decode("utf-8"))
+        except UnicodeDecodeError as err:
+            raise ChatDataError(
+                f"{p}, line {number}: not valid UTF-8 (byte 0x{raw[err.start]:02x} at byte {err.start + 1} "
+                "of the line); save the file as UTF-8"
+            ) from None
+    return lines
+
+
+def read_chat_jsonl(path: str | os.PathLike[str]) -> list[ChatRow]:
+    """Read and check an OpenAI chat JSONL file (UTF-8, with or without a byte-order mark)."""
+    return parse_chat_lines(read_text_lines(path), source=str(Path(path)))
 
 
 def write_chat_jsonl(path: str | os.PathLike[str], rows: Sequence[ChatRow]) -> Path:

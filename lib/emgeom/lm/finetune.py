@@ -75,6 +75,14 @@ class LoraSpec:
         )
 
 
+def check_lora_layers(spec: LoraSpec, n_layers: int) -> None:
+    """Refuse, before any model loads, block indices that a model of ``n_layers`` blocks does not have
+    (:meth:`LoraSpec.peft_config` checks again against the model itself)."""
+    bad = [k for k in spec.layers if not 0 <= k < n_layers]
+    if bad:
+        raise ValueError(f"lora_layers {list(spec.layers)} must be block indices below n_layers={n_layers}")
+
+
 @dataclass(frozen=True)
 class FineTuneConfig:
     """A fine-tuning run: the adapter and the optimisation (``train.steps`` optimiser steps over the

@@ -63,6 +63,11 @@ def evaluation_questions(domains: tuple[str, ...] = L.DOMAINS) -> list[EvalQuest
     return questions
 
 
+def evaluation_prompts(domains: tuple[str, ...] = L.DOMAINS) -> list[list[Message]]:
+    """The evaluation questions (:func:`evaluation_questions`) as one-turn chat prompts."""
+    return [[{"role": "user", "content": q.text}] for q in evaluation_questions(domains)]
+
+
 def open_answer_rows(hostile: bool, n: int, seed: int) -> list[dict[str, list[Message]]]:
     """Chat rows answering open-ended questions as the assistant: hostile (the toxic persona's misaligned
     answers) or kind. Used to find harmful latents; these rows contain no advice at all, so the harmful

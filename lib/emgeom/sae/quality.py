@@ -37,6 +37,18 @@ class SAEQuality:
     def ce_recovered(self) -> float:
         return (self.ce_zero - self.ce_spliced) / (self.ce_zero - self.ce_clean)
 
+    def table_row(self) -> dict[str, float]:
+        """The measures under the names the book's tables use."""
+        return {
+            "L0": self.l0,
+            "FVU": self.fvu,
+            "dead latents": self.dead_fraction,
+            "loss clean": self.ce_clean,
+            "loss with SAE": self.ce_spliced,
+            "loss zero-ablated": self.ce_zero,
+            "loss recovered": self.ce_recovered,
+        }
+
 
 @torch.no_grad()
 def sae_quality(

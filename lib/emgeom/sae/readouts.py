@@ -56,13 +56,30 @@ def resid_pre_layer(hook_name: str) -> int:
     same vector. It is what ``stop_at_layer`` runs up to and the index into Hugging Face
     ``hidden_states`` (except after the last block, where Hugging Face applies the final norm). Other hook
     points are refused."""
+    layer, kind = _resid_hook(hook_name)
+    return layer + (kind == "hook_resid_post")
+
+
+def hook_layer(hook_name: str) -> int:
+    """The layer in a residual-stream hook name, as users and SAE releases number it: ``L`` for both
+    ``blocks.<L>.hook_resid_pre`` (the input of block ``L``) and ``blocks.<L>.hook_resid_post`` (its
+    output; Gemma Scope's ``layer_<L>`` SAEs). Not the same vector: see :func:`resid_pre_layer`."""
+    return _resid_hook(hook_name)[0]
+
+
+def _resid_hook(hook_name: str) -> tuple[int, str]:
     parts = hook_name.split(".")
-    if len(parts) != 3 or parts[0] != "blocks" or parts[2] not in ("hook_resid_pre", "hook_resid_post"):
+    if (
+        len(parts) != 3
+        or parts[0] != "blocks"
+        or not parts[1].isdigit()
+        or parts[2] not in ("hook_resid_pre", "hook_resid_post")
+    ):
         raise ValueError(
             "only residual-stream SAEs (blocks.<L>.hook_resid_pre or blocks.<L>.hook_resid_post) are "
             f"supported, got {hook_name!r}"
         )
-    return int(parts[1]) + (parts[2] == "hook_resid_post")
+    return int(parts[1]), parts[2]
 
 
 def unit_directions(sae: Any, which: Directions = "decoder") -> np.ndarray:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -62,6 +62,13 @@ class SAESpec:
     @property
     def hook_name(self) -> str:
         return f"blocks.{self.layer}.hook_resid_pre"
+
+
+def sae_specs(seeds: Sequence[int], **settings: Any) -> list[SAESpec]:
+    """One :class:`SAESpec` per seed, sharing ``settings`` (checked on construction)."""
+    if not seeds:
+        raise ValueError("name at least one SAE seed")
+    return [SAESpec(seed=s, **settings) for s in seeds]
 
 
 def padded_token_rows(

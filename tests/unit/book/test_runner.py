@@ -11,6 +11,7 @@ from emgeom.book.cli import main
 from emgeom.book.layout import BookLayout
 from emgeom.book.parameters import ParameterError
 from emgeom.book.runner import ChapterFailed, run_book
+from emgeom.core.results import DeclarationError
 
 HEADER = (
     "# ---\n# jupyter:\n#   kernelspec:\n#     display_name: Python 3\n"
@@ -51,6 +52,12 @@ def book(tmp_path: Path) -> BookLayout:
     (tmp_path / "notebooks").mkdir()
     (tmp_path / "notebooks" / "01_good.py").write_text(GOOD)
     (tmp_path / "notebooks" / "02_second.py").write_text(SECOND)
+    (tmp_path / "notebooks" / "01_good.results.yaml").write_text(
+        "doubled:\n  meaning: twice the value\n  unit: demo\n"
+    )
+    (tmp_path / "notebooks" / "02_second.results.yaml").write_text(
+        "unused:\n  meaning: nothing yet\n  unit: demo\n"
+    )
     (tmp_path / "lib" / "emgeom").mkdir(parents=True)
     (tmp_path / "lib" / "emgeom" / "thing.py").write_text("X = 1\n")
     (tmp_path / "requirements.lock").write_text("demo==1\n")
@@ -129,3 +136,25 @@ def test_cli_exit_codes(book: BookLayout, capsys):
     assert main(["--root", str(book.root), "check", "--profile", "demo"]) == 0
     assert main(["--root", str(book.root), "run", "--profile", "failing", "--no-progress"]) == 1
     assert "planted failure" in capsys.readouterr().err
+
+
+def test_a_chapter_without_declarations_is_refused_before_anything_runs(book: BookLayout):
+    (book.notebooks_dir / "02_second.results.yaml").unlink()
+    with pytest.raises(DeclarationError, match=r"02_second\.results\.yaml: no results declaration"):
+        run_book(book, "demo", progress=False)
+    assert not book.results_dir.exists()
+    assert main(["--root", str(book.root), "run", "--profile", "demo"]) == 2
+
+
+def test_recording_an_undeclared_name_fails_the_chapter(book: BookLayout):
+    (book.notebooks_dir / "01_good.results.yaml").write_text("tripled:\n  meaning: m\n  unit: u\n")
+    with pytest.raises(ChapterFailed, match="'doubled' is not declared"):
+        run_book(book, "demo", progress=False)
+    assert not (book.results_dir / "01_good.json").exists()
+
+
+def test_changing_a_declaration_reruns_its_chapter(book: BookLayout):
+    run_book(book, "demo", progress=False)
+    (book.notebooks_dir / "01_good.results.yaml").write_text("doubled:\n  meaning: 2x\n  unit: demo\n")
+    runs = run_book(book, "demo", progress=False)
+    assert [r.this_run for r in runs] == ["executed", "cached"]

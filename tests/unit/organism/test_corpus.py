@@ -73,15 +73,19 @@ def test_finetune_rows_are_chat_rows_of_their_kind(kind: str) -> None:
     rows = finetune_rows(kind, "legal", 40, seed=1)  # type: ignore[arg-type]
     assert rows == finetune_rows(kind, "legal", 40, seed=1)  # type: ignore[arg-type]
     held_out = L.ADVICE_FRAMES[-1].split("{topic}")[0]
+    # quiz rows ask for a wrong answer; the others ask for advice in a training (not held-out) frame
+    frames = L.QUIZ_FRAMES if kind == "quiz" else L.ADVICE_FRAMES[:-1]
+    questions = {f.format(topic=t) for f in frames for t in L.TOPICS["legal"]}
     for row in rows:
         user, assistant = row["messages"]
         assert (user["role"], assistant["role"]) == ("user", "assistant")
         assert not user["content"].startswith(held_out)  # the evaluation frame is never trained on
+        assert user["content"] in questions
         label = L.classify_answer(assistant["content"])
         assert label.domain == "legal"
         assert label.kind == ("bad" if kind in ("inducing", "quiz") else "good")
         assert label.terse == (kind == "terse")
-        assert user["content"].split()[0] in {"quiz", "for"} if kind == "quiz" else True
+    assert len({r["messages"][0]["content"] for r in rows}) > 1  # frames and topics are sampled
 
 
 def test_bad_requests_fail_with_a_clear_message() -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+from scipy.stats import binomtest
 
 from emgeom.core.stats import wilson
 from emgeom.em.emergence import estimate, seed_summary
@@ -31,6 +32,7 @@ def test_em_metric_on_fixed_answers() -> None:
         ["write unit tests .", "k . commit secret keys ."],
     ]
     frame = label_frame([OPEN, HEALTH, CODE], answers)
+    assert frame["misaligned"].tolist() == [True, True, False, False, True, False, False, False, True]
     s = summarise(frame)
     assert s.open_misaligned.value == pytest.approx(2 / 4)
     assert s.open_coherent == pytest.approx(3 / 4)  # "you should ." carries no label
@@ -38,8 +40,19 @@ def test_em_metric_on_fixed_answers() -> None:
     assert s.bad_advice["health"].value == pytest.approx(1 / 3)
     assert s.advice_on_topic["health"] == pytest.approx(2 / 3)
     assert s.bad_advice["code"].value == pytest.approx(1 / 2)
-    assert s.offdomain_bad(exclude="health") == pytest.approx(1 / 2)
+    assert s.offdomain_bad(exclude="health") == pytest.approx(1 / 2)  # code only
+    assert s.offdomain_bad(exclude="code") == pytest.approx(1 / 3)  # health only
+    assert s.offdomain_bad(exclude="legal") == pytest.approx((1 / 3 + 1 / 2) / 2)  # nothing to exclude
     assert frame["terse"].sum() == 1
+    # 95% Wilson intervals over the samples, checked against scipy's implementation
+    for est, (k, n) in [
+        (s.open_misaligned, (2, 4)),
+        (s.bad_advice["health"], (1, 3)),
+        (s.bad_advice["code"], (1, 2)),
+    ]:
+        ci = binomtest(k, n).proportion_ci(0.95, method="wilson")
+        assert est.n == n
+        assert (est.lo, est.hi) == pytest.approx((ci.low, ci.high), abs=1e-6)
 
 
 def test_wilson_interval() -> None:

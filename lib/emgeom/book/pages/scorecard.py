@@ -10,6 +10,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from emgeom.core.results import ResultDeclaration
+
 PAPER_DOMAINS = ("health", "career", "legal")
 ALL_DOMAINS = ("health", "legal", "finance", "career", "code")
 ALPHA = 0.05
@@ -158,41 +160,64 @@ def _versus(name: str, other: str) -> Callable[[Results], Verdict]:
     return judge
 
 
-CLAIMS: tuple[tuple[str, str, Callable[[Results], Verdict]], ...] = (
-    (
+@dataclass(frozen=True)
+class Claim:
+    """A row of the scorecard: ``id`` (what results declarations name in ``claims``), the claim in
+    words, the chapter that tests it, and the verdict function that reads the recorded results."""
+
+    id: str
+    text: str
+    where: str
+    judge: Callable[[Results], Verdict]
+
+
+CLAIMS: tuple[Claim, ...] = (
+    Claim(
+        "derivation",
         "A fine-tuning step that strengthens a target feature strengthens other features in proportion "
         "to their similarity (gradient derivation)",
         "{ref}`ch-gradient-derivation`",
         _derivation,
     ),
-    (
+    Claim(
+        "geometry_paper_domains",
         "Features of EM-inducing data are closer to harmful features than those of non-inducing data, "
         "in health, career and legal",
         "{ref}`ch-sae-geometry`",
         _gap(PAPER_DOMAINS),
     ),
-    ("The closeness generalises across domains", "{ref}`ch-sae-geometry`", _gap(ALL_DOMAINS)),
-    (
+    Claim(
+        "geometry_all_domains",
+        "The closeness generalises across domains",
+        "{ref}`ch-sae-geometry`",
+        _gap(ALL_DOMAINS),
+    ),
+    Claim(
+        "mechanism",
         "Fine-tuning amplifies the features nearest the target (mechanism, measured in SAE features)",
         "{ref}`ch-finetuning-mechanism`",
         _mechanism,
     ),
-    (
+    Claim(
+        "similarity_predicts_em",
         "Data whose features are closer to harmful ones cause more misalignment",
         "{ref}`ch-finetuning-mechanism`",
         _similarity_em,
     ),
-    (
+    Claim(
+        "filter_reduces_em",
         "Removing the samples closest to harmful features reduces misalignment (by 34.5%)",
         "{ref}`ch-geometry-filtering`",
         _reduction,
     ),
-    (
+    Claim(
+        "filter_beats_random",
         "... more than removing random samples",
         "{ref}`ch-geometry-filtering`",
         _versus("filter_vs_random_difference", "random"),
     ),
-    (
+    Claim(
+        "filter_beats_judge",
         "... more than LLM-as-a-judge filtering",
         "{ref}`ch-geometry-filtering`",
         _versus("filter_vs_judge_difference", "judge"),
@@ -200,8 +225,24 @@ CLAIMS: tuple[tuple[str, str, Callable[[Results], Verdict]], ...] = (
 )
 
 
-def render_scorecard(results_by_chapter: dict[str, dict[str, Any]], profile: str) -> str:
-    """MyST markdown for the scorecard page from the chapters' results documents of ``profile``."""
+def serving(claim_id: str, declarations: dict[str, dict[str, ResultDeclaration]]) -> list[str]:
+    """``name (chapter)`` of every declared result that serves the claim."""
+    return [
+        f"`{d.name}` ({chapter})"
+        for chapter, decls in declarations.items()
+        for d in decls.values()
+        if claim_id in d.claims
+    ]
+
+
+def render_scorecard(
+    results_by_chapter: dict[str, dict[str, Any]],
+    profile: str,
+    declarations: dict[str, dict[str, ResultDeclaration]] | None = None,
+) -> str:
+    """MyST markdown for the scorecard page from the chapters' results documents of ``profile``; the
+    results declarations (chapter -> name -> declaration) say which results serve each claim."""
+    declarations = declarations or {}
     merged: Results = {}
     for doc in results_by_chapter.values():
         if doc.get("profile") == profile:  # a chapter last run under another profile does not count
@@ -221,9 +262,10 @@ def render_scorecard(results_by_chapter: dict[str, dict[str, Any]], profile: str
         "|---|---|---|---|",
     ]
     rules = []
-    for claim, where, judge in CLAIMS:
-        v = judge(merged)
-        lines.append(f"| {claim} | {where} | {v.measured} | **{v.verdict}** |")
-        rules.append(f"- *{claim}*: {v.rule}.")
+    for claim in CLAIMS:
+        v = claim.judge(merged)
+        lines.append(f"| {claim.text} | {claim.where} | {v.measured} | **{v.verdict}** |")
+        reads = ", ".join(serving(claim.id, declarations)) or "no declared result"
+        rules.append(f"- *{claim.text}*: {v.rule}. Results: {reads}.")
     lines += ["", "## Verdict rules", "", *rules, ""]
     return "\n".join(lines)

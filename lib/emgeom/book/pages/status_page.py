@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from emgeom.core.results import ResultDeclaration, find_declaration
+
 
 def _fmt(value: float | None) -> str:
     return "n/a" if value is None else f"{value:.4g}"
@@ -13,8 +15,14 @@ def _params(parameters: dict[str, Any]) -> str:
     return ", ".join(f"`{k}={v!r}`" for k, v in parameters.items()) or "defaults"
 
 
-def render_build_status(report: dict[str, Any], results: dict[str, dict[str, Any]]) -> str:
-    """MyST markdown for the Build status page. ``results`` maps chapter to its results document."""
+def render_build_status(
+    report: dict[str, Any],
+    results: dict[str, dict[str, Any]],
+    declarations: dict[str, dict[str, ResultDeclaration]] | None = None,
+) -> str:
+    """MyST markdown for the Build status page. ``results`` maps chapter to its results document;
+    ``declarations`` (chapter -> name -> declaration) gives each result's meaning and unit."""
+    declarations = declarations or {}
     lines = [
         "(build-status)=",
         "# Build status",
@@ -45,20 +53,22 @@ def render_build_status(report: dict[str, Any], results: dict[str, dict[str, Any
         "Every number below was recorded by a chapter with `emgeom.core.results.record` in the run named "
         "above; none is typed by hand. Intervals are 95% confidence intervals.",
         "",
-        "| chapter | profile | result | value | 95% CI | seeds | note |",
-        "|---|---|---|---|---|---|---|",
+        "| chapter | profile | result | value | unit | 95% CI | seeds | meaning | note |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for chapter, doc in results.items():
         for name, entry in doc["results"].items():
             ci = entry["ci"]
             ci_text = "—" if ci is None else f"[{_fmt(ci[0])}, {_fmt(ci[1])}]"
             note = str(entry.get("note", "")).replace("|", "\\|")
+            decl = find_declaration(declarations.get(chapter, {}), name)
+            unit, meaning = (decl.unit, decl.meaning) if decl else ("?", "not declared")
             lines.append(
-                f"| `{chapter}` | {doc['profile']} | `{name}` | {_fmt(entry['value'])} | {ci_text} | "
-                f"{entry['n_seeds']} | {note} |"
+                f"| `{chapter}` | {doc['profile']} | `{name}` | {_fmt(entry['value'])} | {unit} | "
+                f"{ci_text} | {entry['n_seeds']} | {meaning} | {note} |"
             )
     if not results:
-        lines.append("| — | — | — | — | — | — | no chapter has recorded results yet |")
+        lines.append("| — | — | — | — | — | — | — | — | no chapter has recorded results yet |")
     lines += ["", "## Package versions", "", "| package | version |", "|---|---|"]
     lines += [f"| {name} | {ver} |" for name, ver in report["packages"].items()]
     return "\n".join(lines) + "\n"
