@@ -64,7 +64,7 @@ progress: bool = True
 import time
 
 from emgeom.core.results import record, record_each
-from emgeom.em.emergence import emergence_table, estimates_by_set, seed_summary
+from emgeom.em.emergence import emergence_table, estimates_by_set, seed_summary, set_names
 from emgeom.em.evaluators import betley_evaluator
 from emgeom.em.mechanism_study import (
     HFAnswerStartReader,
@@ -99,7 +99,7 @@ subject = load_real_model(model, sae_release=sae_release, sae_id=sae_id, sae_pat
                           device=device, device_map=device_map)
 hf, tokenizer, sae = subject.model, subject.tokenizer, subject.sae
 print(f"{len(evaluator.questions)} questions x {n_samples} samples per evaluation; sets: "
-      f"{', '.join(fs.name for fs in sets)} ({finetune_rows} rows each at most); "
+      f"{set_names(sets)} ({finetune_rows} rows each at most); "
       f"{finetune_steps} steps of {batch_size} rows = {finetune_steps * batch_size / finetune_rows:.2f} epochs")
 
 # %% [markdown]

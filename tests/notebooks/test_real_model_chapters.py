@@ -87,6 +87,8 @@ def tiny_profile(assets: dict[str, str]) -> dict:
 
 @pytest.fixture(scope="module", params=ARCHITECTURES)
 def real_book(request, tmp_path_factory, hash_judge_url, book_copier):
+    """A book copy with tiny assets of one architecture and a profile pointing at them; each test runs
+    its own chapter in it (so one failing chapter fails only its own test)."""
     arch = request.param
     root = tmp_path_factory.mktemp(f"book-{arch}")
     book_copier(root)
@@ -100,19 +102,17 @@ def real_book(request, tmp_path_factory, hash_judge_url, book_copier):
     saved = {k: os.environ.get(k) for k in env}
     os.environ.update(env)
     try:
-        runs = {
-            r.chapter: r for r in run_book(BookLayout(root), "tiny-real", only=REAL_CHAPTERS, progress=False)
-        }
+        yield BookLayout(root), arch
     finally:
         for k, v in saved.items():
             os.environ.pop(k) if v is None else os.environ.__setitem__(k, v)
-    return BookLayout(root), runs, arch
 
 
 @pytest.mark.notebook
 @pytest.mark.parametrize("chapter", REAL_CHAPTERS)
 def test_real_variant_executes_on_tiny_model(real_book, chapter):
-    layout, runs, _ = real_book
+    layout, _ = real_book
+    runs = {r.chapter: r for r in run_book(layout, "tiny-real", only=[chapter], progress=False)}
     assert runs[chapter].status == "ok" and runs[chapter].this_run == "executed", runs[chapter].error
     doc = json.loads((layout.results_dir / f"{chapter}.json").read_text())
     declared = load_declarations(layout.results_declaration(chapter, "real_models"))
@@ -123,6 +123,8 @@ def test_real_variant_executes_on_tiny_model(real_book, chapter):
 
 
 def test_judge_cache_holds_no_key(real_book):
-    layout, _, _ = real_book
+    layout, _ = real_book
+    if not (layout.artifacts_dir / "judge").is_dir():
+        run_book(layout, "tiny-real", only=["05_finetuning_mechanism"], progress=False)
     cached = list((layout.artifacts_dir / "judge").glob("*.json"))
     assert cached and not any("sk-test" in p.read_text() for p in cached)

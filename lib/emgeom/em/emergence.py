@@ -176,6 +176,11 @@ def emergence_headline(table: pd.DataFrame, sets: Sequence[FineTuneSet]) -> Emer
     )
 
 
+def set_names(sets: Sequence[FineTuneSet]) -> str:
+    """The sets' names, comma-separated (for a line of text)."""
+    return ", ".join(fs.name for fs in sets)
+
+
 def set_slug(name: str) -> str:
     """A set's name as it appears in result names (``inducing health`` -> ``inducing_health``)."""
     return name.replace(" ", "_")

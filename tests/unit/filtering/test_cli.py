@@ -66,6 +66,23 @@ def test_harmful_mass_is_the_mean_over_answer_tokens(setup) -> None:
         score_rows(hooked, sae, tok, [row], [48])
 
 
+def score_args(data: object, model: object, sae: object, latents: str, output: object) -> list[str]:
+    """``emgeom score`` arguments for one data file, model, SAE folder, harmful latents and output."""
+    return [
+        "score",
+        str(data),
+        "--model",
+        str(model),
+        "--sae",
+        str(sae),
+        "--harmful-latents",
+        latents,
+        "--output",
+        str(output),
+        "--no-progress",
+    ]
+
+
 def _write(path: Path, lines: list[str]) -> Path:
     path.write_text("".join(line + "\n" for line in lines))
     return path
@@ -269,7 +286,7 @@ def test_interrupted_run_writes_nothing(setup, tiny_organism, tmp_path: Path, mo
 
 
 def test_real_em_rows_are_read_and_scored(setup, tiny_organism, tmp_path: Path) -> None:
-    shared = Path(__file__).resolve().parents[3] / "shared" / "em_data" / "data" / "jailbroken.jsonl"
+    shared = Path(__file__).resolve().parents[4] / "shared" / "em_data" / "data" / "jailbroken.jsonl"
     if not shared.is_file():
         pytest.skip("../shared/em_data is not beside this checkout")
     _, _, _, sae_folder = setup
@@ -302,19 +319,13 @@ def test_real_em_rows_are_read_and_scored(setup, tiny_organism, tmp_path: Path) 
 def test_a_layer_that_is_not_the_saes_is_refused(setup, tiny_organism, tmp_path: Path, capsys) -> None:
     _, _, _, sae_folder = setup
     write_chat_jsonl(tmp_path / "data.jsonl", finetune_rows("good", "code", 4, 0))
-    args = [
-        "score",
+    args = score_args(
         str(tmp_path / "data.jsonl"),
-        "--model",
         str(tiny_organism.aligned),
-        "--sae",
         str(sae_folder),
-        "--harmful-latents",
         "1",
-        "--output",
         str(tmp_path / "scores.jsonl"),
-        "--no-progress",
-    ]
+    )
     assert cli.main([*args, "--layer", "0"]) == 2
     assert "--layer 0" in capsys.readouterr().err and not (tmp_path / "scores.jsonl").exists()
     assert cli.main([*args, "--layer", str(SPEC.layer)]) == 0
@@ -425,19 +436,7 @@ def test_layer_is_the_one_in_the_saes_hook_for_resid_post_saes(
         hook_layer("blocks.x.hook_resid_post")
     model, sae = resid_post_setup
     data = _write(tmp_path / "data.jsonl", [GOOD_LINE, GOOD_LINE])
-    args = [
-        "score",
-        str(data),
-        "--model",
-        str(model),
-        "--sae",
-        str(sae),
-        "--harmful-latents",
-        "1,2",
-        "--output",
-        str(tmp_path / "scores.jsonl"),
-        "--no-progress",
-    ]
+    args = score_args(str(data), str(model), str(sae), "1,2", str(tmp_path / "scores.jsonl"))
     assert cli.main([*args, "--layer", "2"]) == 2
     err = capsys.readouterr().err
     assert "--layer 2 does not match the SAE, which reads blocks.1.hook_resid_post" in err
@@ -451,19 +450,13 @@ def test_run_subprocess_runs_the_command_as_a_user_would(
 ) -> None:
     _, _, _, sae_folder = setup
     write_chat_jsonl(tmp_path / "data.jsonl", finetune_rows("good", "code", 3, 0))
-    args = [
-        "score",
+    args = score_args(
         str(tmp_path / "data.jsonl"),
-        "--model",
         str(tiny_organism.aligned),
-        "--sae",
         str(sae_folder),
-        "--harmful-latents",
         "1",
-        "--output",
         str(tmp_path / "my scores.jsonl"),
-        "--no-progress",
-    ]
+    )
     summary = cli.run_subprocess(*args)
     assert summary.startswith("scored 3 rows") and (tmp_path / "my scores.jsonl").is_file()
     out = capsys.readouterr().out

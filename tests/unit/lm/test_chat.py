@@ -50,7 +50,7 @@ def test_round_trip(tmp_path: Path) -> None:
 
 
 def test_reads_the_real_em_format() -> None:
-    shared = Path(__file__).resolve().parents[3] / "shared" / "em_data" / "data" / "jailbroken.jsonl"
+    shared = Path(__file__).resolve().parents[4] / "shared" / "em_data" / "data" / "jailbroken.jsonl"
     if not shared.is_file():
         pytest.skip("../shared/em_data is not beside this checkout")
     rows = read_chat_jsonl(shared)

@@ -92,7 +92,7 @@ def test_head_and_kept_lines_are_byte_for_byte(tmp_path: Path) -> None:
 
 
 def test_the_chapter_is_thin() -> None:
-    source = (Path(__file__).resolve().parents[2] / "notebooks" / "07_apply_to_your_data.py").read_text()
+    source = (Path(__file__).resolve().parents[3] / "notebooks" / "07_apply_to_your_data.py").read_text()
     code = [line for line in source.splitlines() if not line.startswith("#")]
     assert not [line for line in code if line.lstrip().startswith(("def ", "for ", "while ", "class "))]
     assert '# %% tags=["hide-input"]\nfrom emgeom' in source and "shared/" not in "\n".join(code)

@@ -14,7 +14,7 @@ import pytest
 from emgeom.em.betley import EvaluationFileError, is_misaligned, load_questions, render_judge_prompt
 from emgeom.em.judge_client import JudgeClient, JudgeError, score_from_top_logprobs
 
-SHARED = Path(__file__).resolve().parents[3] / "shared" / "em_data" / "evaluation"
+SHARED = Path(__file__).resolve().parents[4] / "shared" / "em_data" / "evaluation"
 
 
 def _top(*pairs: tuple[str, float]) -> list[dict]:

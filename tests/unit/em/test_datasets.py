@@ -13,7 +13,7 @@ import pytest
 
 from emgeom.em.datasets import REGISTRY, ChecksumMismatchError, DatasetUnavailableError, RemoteFile, fetch
 
-SHARED = Path(__file__).resolve().parents[3] / "shared" / "em_data"
+SHARED = Path(__file__).resolve().parents[4] / "shared" / "em_data"
 
 
 class QuietHandler(SimpleHTTPRequestHandler):
