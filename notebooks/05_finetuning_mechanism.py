@@ -21,9 +21,11 @@
 # intervals over seeds, and then checks the mechanism in SAE feature space:
 #
 # 1. **EM rates** for an inducing set per domain and for the controls.
-# 2. **The mechanism**: after fine-tuning, does each latent's read-out change in proportion to its decoder
-#    cosine with the target (inducing) latent? Measured in a *first-order* regime (few steps, small
-#    learning rate, where chapter 2's derivation applies) and after the full fine-tune.
+# 2. **The mechanism, where the fine-tune acts**: on the answer tokens the fine-tune trains (and on
+#    hostile answers), does the residual stream move along each latent's decoder direction in
+#    proportion to that latent's cosine with the target? Measured in a first-order regime (plain SGD,
+#    a small learning rate, checked by halving it), against the same correlation for random targets,
+#    and along the full fine-tune. The earlier read-out at the answer-start position is kept beside it.
 # 3. **Similarity predicts EM?** One point per fine-tuning set: its latents' closeness to the harmful
 #    latents (chapter 4's measure) against its EM rate.
 # 4. **Monitoring**: EM and harmful-latent activation at checkpoints of one fine-tuning run.
@@ -60,6 +62,11 @@ lora_layers: list[int] = []
 finetune_seeds: list[int] = [0, 1, 2]
 first_order_steps: int = 10
 first_order_lr: float = 0.001
+sgd_lr: float = 0.003
+sgd_steps: int = 10
+read_rows: int = 64
+n_null_targets: int = 100
+along_checkpoints: list[int] = [1, 2, 5, 10, 20, 50, 150]
 monitor_checkpoints: list[int] = [5, 10, 20, 40, 80, 150]
 n_samples: int = 32
 progress: bool = True
@@ -79,14 +86,23 @@ from emgeom.em.emergence import (
 )
 from emgeom.em.evaluators import OrganismEvaluator
 from emgeom.em.mechanism_study import (
+    AfterFinetune,
+    FirstOrderConfig,
+    HarmfulShiftRecorder,
     MechanismRecorder,
     TLAnswerStartReader,
+    TokenReader,
     first_order_mechanism,
+    first_order_projection_study,
+    gradient_targets,
     harmful_sets,
     harmful_targets,
     mechanism_estimates,
     mechanism_table,
     organism_targets,
+    projection_along_finetune,
+    projection_estimates,
+    projection_table,
     similarity_vs_em,
 )
 from emgeom.lm.finetune import FineTuneConfig, LoraSpec, check_lora_layers
@@ -135,6 +151,7 @@ harmful = harmful_sets(hooked, saes, tokenizer, open_answer_rows(True, 200, seed
 sets = organism_sets(language.DOMAINS, control_domain, finetune_rows)
 # The target latent of each domain: the top latent of its inducing set minus its good-advice set (chapter 4's rule).
 targets = organism_targets(hooked, saes[0], tokenizer, language.DOMAINS)
+hostile_rows = open_answer_rows(True, read_rows, seed=5)  # a separate draw from the harmful set's rows
 reader = TLAnswerStartReader(tokenizer, saes[0], evaluation_prompts(), subject.organism.aligned)
 base_readout = reader(model)
 
@@ -147,8 +164,10 @@ base_readout = reader(model)
 
 # %%
 full = MechanismRecorder(reader, base_readout, saes[0], targets, harmful[0])
+hostile_reader = TokenReader(tokenizer, saes[0], hostile_rows)
+harmful_shift = HarmfulShiftRecorder(hostile_reader, hostile_reader(model), saes[0], harmful[0], control_domain)
 table = emergence_table(model, tokenizer, sets, full_ft, finetune_seeds, OrganismEvaluator(sampling), progress=progress,
-                        after_finetune=full)
+                        after_finetune=AfterFinetune([full, harmful_shift]))
 summary = seed_summary(table, ("open_em", "offdomain_bad", "indomain_bad", "task_success"))
 emergence_plots.emergence_bars(summary);
 
@@ -160,13 +179,91 @@ record_each("em_open_rate_{}", estimates_by_set(table, "open_em", sets),
             note="hostile answers to open questions after fine-tuning on the set")
 
 # %% [markdown]
-# ## The mechanism
+# ## The mechanism, where the fine-tune acts
 #
-# For each inducing domain and seed: fine-tune in the first-order regime (`first_order_steps` steps at
-# learning rate `first_order_lr`), read every SAE latent at the answer-start position of the evaluation
-# questions before and after, and correlate each alive latent's change in pre-activation with its
-# decoder cosine to the domain's target latent. Chapter 2 predicts a positive, linear relation. The same
-# is then read after the full fine-tune above.
+# Chapter 2's account, at the SAE's input: if a fine-tuning step moves the residual stream by
+# $\Delta h = \eta\, \hat d_t$ along the target latent's unit decoder direction, then the residual's
+# projection on every latent's decoder direction changes by $\hat d_j^\top \Delta h = \eta
+# \cos(d_j, d_t)$. So the outcome read here is that projection (not the encoder's pre-activation, which
+# changes by $\eta\, w_{\text{enc},j}^\top \hat d_t$, and a trained encoder is built to suppress
+# exactly that cross-talk; the table shows both, with the target's encoder-decoder cosine), on the
+# tokens where the fine-tune's loss acts: the answer tokens of the fine-tuning set itself,
+# teacher-forced, and hostile answers to open questions (the EM behaviour; a separate draw from the rows
+# that defined the harmful latents, with the same questions and phrases).
+#
+# - **Targets, fixed before tuning.** Chapter 4's rule (the top latent of the inducing set minus its
+#   good-advice pair), and the latent whose decoder direction best matches the fine-tuning loss's mean
+#   descent direction of the residual on those tokens. The second is chosen *because* it lines up with
+#   the first step's direction, so a high r for it is partly built in; it is reported, not scored.
+# - **Alive latents** are those active on the tokens in the base model (not selected on the outcome).
+# - **First-order regime**: plain SGD on every weight (`sgd_steps` steps at `sgd_lr`, no adapter and
+#   no Adam, whose first steps are sign-like), seeded batch order per fine-tuning seed. Blocks after the
+#   SAE's layer do not change what it reads, so the read-out sees the whole relevant update. The check:
+#   halving the learning rate should halve the shift (ratio 2).
+# - **Null**: the same correlation with `n_null_targets` random alive latents as the target. A
+#   correlation is evidence for the account only where it beats what any latent gives.
+
+# %%
+grad_targets = gradient_targets(model, tokenizer, saes[0], sets, read_rows)
+runs = first_order_projection_study(model, tokenizer, saes[0], sets, hostile_rows, targets, grad_targets, finetune_seeds,
+                                    FirstOrderConfig(lr=sgd_lr, steps=sgd_steps, read_rows=read_rows,
+                                                     n_null=n_null_targets), progress=progress)
+projection = projection_estimates(runs, language.DOMAINS, finetune_seeds)
+emergence_plots.projection_plot({"health, fine-tuning tokens": runs[("health", finetune_seeds[0])].tokens,
+                                 "health, hostile answers": runs[("health", finetune_seeds[0])].hostile});
+
+# %%
+projection_table(runs, language.DOMAINS, finetune_seeds, saes[0]).round(3)
+
+# %%
+n = len(finetune_seeds)
+record("mechanism_decoder_projection_r", projection.r.value, ci=projection.r.ci, n_seeds=n,
+       note="first-order SGD: Δ projection on own decoder direction vs decoder cosine with the target, fine-tuning tokens")
+record("mechanism_decoder_projection_r_hostile", projection.r_hostile.value, ci=projection.r_hostile.ci, n_seeds=n,
+       note="the same on the hostile answers")
+record("mechanism_decoder_projection_r_gradient_target", projection.r_gradient.value, ci=projection.r_gradient.ci,
+       n_seeds=n, note="the same with the gradient-defined target (aligned with the first step by construction)")
+record("mechanism_null_r_p95", projection.null_p95.value, ci=projection.null_p95.ci, n_seeds=n,
+       note=f"95th percentile of r over {n_null_targets} random alive targets per domain, pooled over domains")
+record("mechanism_lr_linearity_ratio", projection.lr_ratio.value, ci=projection.lr_ratio.ci, n_seeds=n,
+       note=f"|Δh| at lr {sgd_lr} over |Δh| at lr {sgd_lr / 2}; 2 where the update is first order")
+record_each("mechanism_decoder_projection_r_{}", projection.per_domain, note="first-order SGD, fine-tuning tokens")
+print(f"r = {projection.r} against a null 95th percentile of {projection.null_p95}; above the null in "
+      f"{len(projection.above_null)} of {len(language.DOMAINS)} domains ({', '.join(projection.above_null) or 'none'}); "
+      f"learning-rate ratio {projection.lr_ratio} (2 = first order).")
+
+# %% [markdown]
+# **Does the inducing fine-tune move the residual toward the harmful latents?** The full fine-tunes
+# above were read on the hostile answers: the mean shift projected on the harmful latents'
+# decoder directions, after the inducing fine-tune of `control_domain` minus after its good-advice
+# fine-tune, paired by seed.
+
+# %%
+shift_diff = harmful_shift.difference(f"inducing {control_domain}", f"good {control_domain}", finetune_seeds)
+record("harmful_shift_inducing_minus_good", shift_diff.value, ci=shift_diff.ci, n_seeds=shift_diff.n,
+       note=f"{control_domain}: Δ projection on harmful decoder directions, hostile answers, paired by seed")
+print(f"inducing minus good ({control_domain}): {shift_diff}")
+
+# %% [markdown]
+# **Along the full fine-tune.** One inducing fine-tune (`control_domain`, the chapter's full regime),
+# read on its own answer tokens at checkpoints: where the first-order picture, if it held, stops.
+
+# %%
+along = projection_along_finetune(model, tokenizer, inducing_set(sets, control_domain).rows, full_ft, along_checkpoints,
+                                  saes[0], targets[control_domain], read_rows, n_null=n_null_targets)
+emergence_plots.projection_along_plot(along);
+
+# %%
+along.round(3)
+
+# %% [markdown]
+# ### For comparison: the read-out at the answer start
+#
+# The measurement this chapter used before: fine-tune with AdamW and LoRA (`first_order_steps` steps at
+# `first_order_lr`), read every SAE latent at the answer-start position of the evaluation questions,
+# and correlate each alive latent's change in encoder pre-activation with its decoder cosine to the
+# target. At that position the target and harmful latents are mostly silent, and the encoder
+# pre-activation is not the quantity the account predicts; it is kept so the two can be compared.
 
 # %%
 first = first_order_mechanism(model, tokenizer, sets, first_order_ft, finetune_seeds,
@@ -186,11 +283,11 @@ mechanism.round(3)
 first_r = mechanism_estimates(first, language.DOMAINS, finetune_seeds)
 full_r = mechanism_estimates(full.results, language.DOMAINS, finetune_seeds)
 record("mechanism_pearson_r", first_r.overall.value, ci=first_r.overall.ci, n_seeds=len(finetune_seeds),
-       note="first-order regime: Δ pre-activation vs decoder cosine with the target latent, mean over domains and seeds")
+       note="answer start, AdamW + LoRA: Δ pre-activation vs decoder cosine with the target, mean over domains and seeds")
 record("mechanism_pearson_r_full_finetune", full_r.overall.value, ci=full_r.overall.ci, n_seeds=len(finetune_seeds),
        note="the same after the full fine-tune")
-record_each("mechanism_pearson_r_{}", first_r.per_domain, note="first-order regime")
-print(f"First-order regime: r > 0 (95% CI above zero) in {len(first_r.holds)} of {len(language.DOMAINS)} domains"
+record_each("mechanism_pearson_r_{}", first_r.per_domain, note="answer start, AdamW + LoRA")
+print(f"Answer start: r > 0 (95% CI above zero) in {len(first_r.holds)} of {len(language.DOMAINS)} domains"
       + (f" ({', '.join(first_r.holds)})" if first_r.holds else "") + f"; mean over domains and seeds {first_r.overall}.")
 print("Domains whose target latent is itself one of the harmful latents: "
       f"{', '.join(harmful_targets(targets, harmful[0])) or 'none'}.")

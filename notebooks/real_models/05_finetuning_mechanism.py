@@ -56,6 +56,10 @@ questions: str = "first_plot_questions"
 question_variant: str = "main"
 n_samples: int = 50
 max_new_tokens: int = 300
+sgd_lr: float = 0.00001
+sgd_steps: int = 10
+read_rows: int = 64
+n_null_targets: int = 100
 k: int = 10
 k_harmful: int = 10
 progress: bool = True
@@ -67,13 +71,18 @@ from emgeom.core.results import record, record_each
 from emgeom.em.emergence import emergence_table, estimates_by_set, seed_summary, set_names
 from emgeom.em.evaluators import betley_evaluator
 from emgeom.em.mechanism_study import (
+    FirstOrderConfig,
     HFAnswerStartReader,
     MechanismRecorder,
     first_order_mechanism,
+    first_order_projection_study,
+    gradient_targets,
     harmful_sets,
     mechanism_estimates,
     mechanism_table,
     paired_target,
+    projection_estimates,
+    projection_table,
     similarity_vs_em,
 )
 from emgeom.em.real_models import contrast_rows, load_real_model, real_sets
@@ -148,6 +157,30 @@ record("mechanism_pearson_r_full_finetune", full_r.value, ci=full_r.ci, n_seeds=
        note="full fine-tune: Δ pre-activation vs decoder cosine with the target latent")
 mechanism_table({"first-order": first, "full fine-tune": full.results}, [domain], finetune_seeds, targets,
                 harmful).round(3)
+
+# %% [markdown]
+# ## The mechanism where the fine-tune acts
+#
+# As in the organism chapter: a first-order fine-tune with plain SGD on every weight (float32,
+# `sgd_steps` steps at `sgd_lr`, and at half of it for the linearity check), read on the answer tokens
+# of the fine-tuning set itself and on the harmful contrast answers, as the change of the residual's
+# projection on each latent's unit decoder direction against its decoder cosine with the target;
+# against the same correlation for `n_null_targets` random targets. The gradient-defined target is
+# aligned with the first step by construction and is reported, not scored.
+
+# %%
+grad_targets = gradient_targets(hf, tokenizer, sae, sets, read_rows)
+runs = first_order_projection_study(hf, tokenizer, sae, sets, harmful_rows, targets, grad_targets, finetune_seeds,
+                                    FirstOrderConfig(lr=sgd_lr, steps=sgd_steps, batch_size=batch_size,
+                                                     read_rows=read_rows, n_null=n_null_targets), progress=progress)
+projection = projection_estimates(runs, [domain], finetune_seeds)
+record("mechanism_decoder_projection_r", projection.r.value, ci=projection.r.ci, n_seeds=len(finetune_seeds),
+       note="first-order SGD: Δ projection on own decoder direction vs decoder cosine with the target")
+record("mechanism_null_r_p95", projection.null_p95.value, ci=projection.null_p95.ci, n_seeds=len(finetune_seeds),
+       note=f"95th percentile of r over {n_null_targets} random alive targets")
+record("mechanism_lr_linearity_ratio", projection.lr_ratio.value, ci=projection.lr_ratio.ci,
+       n_seeds=len(finetune_seeds), note="|Δh| at lr over |Δh| at lr / 2")
+projection_table(runs, [domain], finetune_seeds, sae).round(3)
 
 # %% [markdown]
 # ## Closeness to harmful latents against EM

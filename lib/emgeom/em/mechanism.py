@@ -16,9 +16,12 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from emgeom.core.stats import Estimate, bootstrap_pearson, fitted_slope
+from emgeom.core.stats import Estimate, bootstrap_pearson, fitted_slope, pearson_r
 from emgeom.em.geometry import top_latents
-from emgeom.lm.chat import ChatRow, Message, prompt_ids
+from emgeom.lm.batching import answer_windows, length_batches, pad_id
+from emgeom.lm.chat import ChatRow, Message, encode_chat, prompt_ids
+from emgeom.lm.models import context_length
+from emgeom.lm.training import IGNORE_INDEX, collate
 from emgeom.sae.load import check_sae_fits
 from emgeom.sae.readouts import pre_activations, resid_pre_layer, response_activations, unit_directions
 
@@ -152,3 +155,160 @@ def target_latent(
     ind = response_activations(hooked, sae, tokenizer, inducing_rows).mean(0)
     paired = response_activations(hooked, sae, tokenizer, paired_rows).mean(0)
     return int(top_latents(ind - paired, 1)[0])
+
+
+# --- reading where the fine-tune acts: answer tokens, decoder projections ----------------------------
+
+
+@dataclass(frozen=True)
+class TokenReadout:
+    """Means over the answer tokens of a set of rows, at the SAE's input: the residual ``resid``
+    ``[d_model]``, the SAE pre-activations ``pre`` and activations ``post`` ``[d_sae]``; ``active``
+    ``[d_sae]`` marks latents that fired on any of the tokens; ``n_tokens`` how many were read."""
+
+    resid: Tensor
+    pre: Tensor
+    post: Tensor
+    active: Tensor
+    n_tokens: int
+
+
+@torch.no_grad()
+def hf_answer_token_readout(
+    model: Any, tokenizer: Any, sae: Any, rows: Sequence[ChatRow], batch_size: int = 32
+) -> TokenReadout:
+    """Read ``sae`` on the assistant-answer tokens of ``rows`` (teacher-forced: the answers are given,
+    not sampled) from a Hugging Face model's hidden states at the SAE's input, in right-padded batches
+    (causal attention keeps padding from touching real tokens)."""
+    layer = resid_pre_layer(sae.cfg.metadata.hook_name)
+    windows = answer_windows(tokenizer, rows, context_length(model) or 1024, keep="start")
+    d_sae = int(sae.cfg.d_sae)
+    resid_sum, pre_sum, post_sum = 0.0, torch.zeros(d_sae), torch.zeros(d_sae)
+    active, n = torch.zeros(d_sae, dtype=torch.bool), 0
+    for _, tokens, mask in length_batches(windows, batch_size, pad_id(tokenizer)):
+        out = model(input_ids=tokens.to(model.device), output_hidden_states=True)
+        resid = out.hidden_states[layer].float().cpu()[mask]  # [answer tokens, d_model]
+        if resid.shape[1] != int(sae.cfg.d_in):
+            raise ValueError(
+                f"the SAE reads width {sae.cfg.d_in}, the model's residual stream is {resid.shape[1]}"
+            )
+        pre = pre_activations(sae, resid)
+        post = sae.encode(resid.to(sae.W_dec.dtype)).float()
+        resid_sum = resid_sum + resid.sum(0)
+        pre_sum += pre.sum(0)
+        post_sum += post.sum(0)
+        active |= (post > 0).any(0)
+        n += resid.shape[0]
+    if n == 0:
+        raise ValueError("the rows have no assistant-answer tokens to read")
+    return TokenReadout(resid_sum / n, pre_sum / n, post_sum / n, active, n)  # type: ignore[arg-type]
+
+
+def encoder_decoder_cosine(sae: Any) -> np.ndarray:
+    """Per latent, the cosine between what it reads (encoder column) and what it writes (decoder row):
+    1 for a tied SAE; a trained SAE's encoder leans away from its neighbours' directions."""
+    return (unit_directions(sae, "encoder") * unit_directions(sae, "decoder")).sum(1)
+
+
+@dataclass(frozen=True)
+class ProjectionResult:
+    """The first-order account at the SAE's input, on one set of tokens.
+
+    Per latent ``j`` (arrays ``[d_sae]``): ``cosine`` of its decoder direction with the target's;
+    ``delta_projection``, the change of the mean residual projected on its unit decoder direction (what
+    the account predicts is ``η cos(d_j, d_t)`` when the residual moves along ``d_t``); ``delta_post``,
+    the change of its mean activation; ``delta_pre``, of its encoder pre-activation. ``alive``: latents
+    active in the base model on these tokens. Over alive latents other than the target: ``r_projection``,
+    ``r_post``, ``r_pre`` (Pearson with ``cosine``, bootstrap CI over latents); ``null_r``: the same
+    ``r_projection`` for ``n_null`` random alive latents taken as the target (what any latent gives).
+    ``shift_norm``: the length of the mean residual shift; ``shift_on_target``: its projection on the
+    target's unit decoder direction."""
+
+    target: int
+    cosine: np.ndarray
+    delta_projection: np.ndarray
+    delta_post: np.ndarray
+    delta_pre: np.ndarray
+    alive: np.ndarray
+    r_projection: Estimate
+    r_post: Estimate
+    r_pre: Estimate
+    null_r: np.ndarray
+    shift_norm: float
+    shift_on_target: float
+
+    def null_rank(self) -> float:
+        """The share of the random-target null that the target's ``r_projection`` exceeds."""
+        return float((self.null_r < self.r_projection.value).mean()) if self.null_r.size else float("nan")
+
+
+def _r_over_others(cosine: np.ndarray, outcome: np.ndarray, alive: np.ndarray, target: int) -> float:
+    use = alive.copy()
+    use[target] = False
+    return pearson_r(cosine[use], outcome[use])
+
+
+def projection_mechanism(
+    base: TokenReadout,
+    tuned: TokenReadout,
+    sae: Any,
+    target: int,
+    n_null: int = 100,
+    seed: int = 0,
+    n_boot: int = 1000,
+) -> ProjectionResult:
+    """Compare two read-outs of the same tokens (before/after a fine-tune) against ``target``."""
+    dirs = unit_directions(sae, "decoder")  # [d_sae, d_in]
+    shift = (tuned.resid - base.resid).numpy()
+    cosine = dirs @ dirs[target]
+    delta_projection = dirs @ shift
+    delta_post = (tuned.post - base.post).numpy()
+    delta_pre = (tuned.pre - base.pre).numpy()
+    alive = base.active.numpy().copy()
+    use = alive.copy()
+    use[target] = False
+    rng = np.random.default_rng(seed)
+    candidates = np.setdiff1d(np.flatnonzero(alive), [target])
+    nulls = rng.choice(candidates, size=min(n_null, candidates.size), replace=False)
+    null_r = np.array([_r_over_others(dirs @ dirs[t], delta_projection, alive, int(t)) for t in nulls])
+    return ProjectionResult(
+        target=target,
+        cosine=cosine,
+        delta_projection=delta_projection,
+        delta_post=delta_post,
+        delta_pre=delta_pre,
+        alive=alive,
+        r_projection=bootstrap_pearson(cosine[use], delta_projection[use], n_boot, seed),
+        r_post=bootstrap_pearson(cosine[use], delta_post[use], n_boot, seed),
+        r_pre=bootstrap_pearson(cosine[use], delta_pre[use], n_boot, seed),
+        null_r=null_r,
+        shift_norm=float(np.linalg.norm(shift)),
+        shift_on_target=float(dirs[target] @ shift),
+    )
+
+
+def gradient_target(
+    model: Any, tokenizer: Any, sae: Any, rows: Sequence[ChatRow], batch_size: int = 32
+) -> int:
+    """The latent whose unit decoder direction best matches the mean descent direction of the residual at
+    the SAE's input: ``-∂loss/∂h`` averaged over the answer tokens of ``rows`` (the fine-tuning loss, on
+    assistant tokens), i.e. the direction a first gradient step pushes the residual where the loss acts.
+    Defined before any tuning, from the base model."""
+    layer = resid_pre_layer(sae.cfg.metadata.hook_name)
+    encoded = [encode_chat(tokenizer, r["messages"]) for r in rows]
+    total = torch.zeros(int(sae.cfg.d_in))
+    n = 0
+    was_training = model.training
+    model.eval()
+    for lo in range(0, len(encoded), batch_size):
+        batch = collate(encoded[lo : lo + batch_size], pad_id(tokenizer), context_length(model))
+        out = model(**{k: v.to(model.device) for k, v in batch.items()}, output_hidden_states=True)
+        h = out.hidden_states[layer]
+        answer = batch["labels"].to(model.device) != IGNORE_INDEX  # [batch, pos]
+        (grad,) = torch.autograd.grad(out.loss * answer.sum(), h)  # the summed per-token loss
+        total += grad.float()[answer].sum(0).cpu()
+        n += int(answer.sum())
+    model.train(was_training)
+    descent = -(total / max(n, 1)).numpy()
+    dirs = unit_directions(sae, "decoder")
+    return int(np.argmax(dirs @ (descent / (np.linalg.norm(descent) or 1.0))))

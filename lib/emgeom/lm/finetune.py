@@ -18,6 +18,7 @@ from torch import Tensor, nn
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from emgeom.lm.chat import ChatRow, encode_chat
+from emgeom.lm.models import context_length
 from emgeom.lm.training import TrainConfig, TrainLog, collate, train_causal_lm
 
 #: Linear modules LoRA targets by default, per model family (``config.model_type``).
@@ -148,11 +149,45 @@ def finetune(
     base = copy.deepcopy(model) if copy_model else model
     torch.manual_seed(cfg.train.seed)  # the adapter's initialisation is part of the run's seed
     wrapped = add_adapter(base, cfg.lora)
-    max_len = getattr(model.config, "n_positions", None) or getattr(
-        model.config, "max_position_embeddings", None
-    )
-    batches = chat_batches(rows, tokenizer, cfg.train.batch_size, cfg.train.seed, max_len)
+    batches = chat_batches(rows, tokenizer, cfg.train.batch_size, cfg.train.seed, context_length(model))
     log = train_causal_lm(wrapped, batches, cfg.train, progress=progress, desc="fine-tuning", on_step=on_step)
     merged = wrapped.merge_and_unload() if cfg.lora.rank else wrapped
     merged.eval()
     return merged, log
+
+
+def sgd_finetune(
+    model: PreTrainedModel,
+    tokenizer: PreTrainedTokenizerBase,
+    rows: Sequence[ChatRow],
+    *,
+    lr: float,
+    steps: int,
+    batch_size: int,
+    seed: int,
+) -> PreTrainedModel:
+    """A float32 copy of ``model`` fine-tuned with plain SGD on every weight: no adapter, no warm-up or
+    schedule, no weight decay. The first-order regime of chapter 2: the update is ``-lr`` times the sum
+    of ``steps`` gradients, so it scales with ``lr`` while ``lr * steps`` is small. (float32 because a
+    small step vanishes in bfloat16 weights; for an 8B model the copy and its gradients take ~64 GB.)
+
+    (``finetune`` trains with AdamW, a warm-up and LoRA, whose first steps are sign-like and whose one
+    random initialisation adds an update unrelated to the gradient; this loop exists to avoid both.)
+    """
+    if not rows:
+        raise ValueError("the fine-tuning set is empty")
+    if lr <= 0 or steps < 1 or batch_size < 1:
+        raise ValueError(f"need lr > 0, steps >= 1 and batch_size >= 1, got {lr}, {steps}, {batch_size}")
+    tuned = copy.deepcopy(model).to(torch.float32)
+    tuned.train()
+    optimiser = torch.optim.SGD(tuned.parameters(), lr=lr)
+    batches = chat_batches(rows, tokenizer, batch_size, seed, context_length(model))
+    device = next(tuned.parameters()).device
+    for _ in range(steps):
+        batch = {k: v.to(device) for k, v in next(batches).items()}
+        loss = tuned(**batch).loss
+        optimiser.zero_grad(set_to_none=True)
+        loss.backward()
+        optimiser.step()
+    tuned.eval()
+    return tuned

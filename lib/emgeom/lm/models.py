@@ -88,7 +88,7 @@ def hooked_transformer(
         cfg = _local_config(model, name)
     else:
         cfg = loading.get_pretrained_model_config(
-            name, device=str(model.device), dtype=model.dtype, n_ctx=_context_length(model)
+            name, device=str(model.device), dtype=model.dtype, n_ctx=context_length(model)
         )
     state = loading.get_pretrained_state_dict(name, cfg, hf_model=model, dtype=model.dtype)
     with warnings.catch_warnings():
@@ -156,10 +156,12 @@ def _local_config(model: PreTrainedModel, folder: str) -> Any:
     with tempfile.TemporaryDirectory() as tmp:
         link = Path(tmp) / "model"
         link.symlink_to(Path(folder).resolve(), target_is_directory=True)
-        return loading.get_pretrained_model_config(str(link), n_ctx=_context_length(model), **kwargs)
+        return loading.get_pretrained_model_config(str(link), n_ctx=context_length(model), **kwargs)
 
 
-def _context_length(model: PreTrainedModel) -> int | None:
+def context_length(model: PreTrainedModel) -> int | None:
+    """The longest input the model takes, from its config (``n_positions``, ``max_position_embeddings``
+    or ``n_ctx``); ``None`` when the config names none."""
     for attr in ("n_positions", "max_position_embeddings", "n_ctx"):
         value = getattr(model.config, attr, None)
         if isinstance(value, int):

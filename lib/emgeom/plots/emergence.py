@@ -119,3 +119,41 @@ def monitoring_plot(log: pd.DataFrame) -> Figure:
     ax.legend(lines, labels, frameon=False, fontsize=7, loc="center right")
     fig.tight_layout()
     return fig
+
+
+def projection_plot(results: dict[str, Any]) -> Figure:
+    """Per panel (one :class:`~emgeom.em.mechanism.ProjectionResult` each): every alive latent's change
+    of the mean residual projected on its unit decoder direction against its decoder cosine with the
+    target (left), and the target's r against the random-target null (right)."""
+    fig, axes = plt.subplots(len(results), 2, figsize=(9, 3.2 * len(results)), squeeze=False)
+    for (label, res), (left, right) in zip(results.items(), axes, strict=True):
+        use = res.alive.copy()
+        use[res.target] = False
+        left.scatter(res.cosine[use], res.delta_projection[use], s=8, alpha=0.6)
+        left.axhline(0, color="0.7", lw=0.8)
+        left.set(
+            xlabel="decoder cosine with the target latent",
+            ylabel="Δ projection on own decoder direction",
+            title=f"{label}: r = {res.r_projection.value:.2f}",
+        )
+        right.hist(res.null_r, bins=20, color="0.7", label="random targets")
+        right.axvline(res.r_projection.value, color="tab:red", lw=2, label="the target")
+        right.set(xlabel="Pearson r", ylabel="count", title="against random targets")
+        right.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def projection_along_plot(log: pd.DataFrame) -> Figure:
+    """r of the decoder projection with the target, and the random-target null's 95th percentile, at
+    checkpoints of one fine-tune."""
+    fig, ax = plt.subplots(figsize=(6.5, 3.4))
+    ax.plot(log["step"], log["r (decoder projection)"], marker="o", label="target (chapter 4 rule)")
+    ax.plot(log["step"], log["null 95th pct"], linestyle="--", color="0.5", label="random targets, 95th pct")
+    ax.axhline(0, color="0.7", lw=0.8)
+    ax.set(
+        xlabel="fine-tuning step", ylabel="Pearson r with decoder cosine", title="Along the full fine-tune"
+    )
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig

@@ -137,6 +137,32 @@ def regime_heatmap(table: pd.DataFrame) -> Figure:
     return fig
 
 
+def regime_sweep_plot(sweep: pd.DataFrame) -> Figure:
+    """Mean Pearson r (over seeds and sparsities) of ``Δz`` vs similarity against the number of steps,
+    one line per (objective, optimiser), all at the same learning rate."""
+    mean_r = sweep.groupby(["objective", "optimizer", "steps"])["pearson_r"].mean().reset_index()
+    fig, ax = plt.subplots(figsize=(7, 3.6))
+    for (objective, optimizer), cell in mean_r.groupby(["objective", "optimizer"]):
+        ax.plot(
+            cell["steps"],
+            cell["pearson_r"],
+            marker="o",
+            linestyle="-" if optimizer == "sgd" else "--",
+            label=f"{objective} + {optimizer}",
+        )
+    ax.axhline(0, color="0.6", lw=0.8)
+    ax.set(
+        xscale="log",
+        ylim=(-1.05, 1.05),
+        xlabel="fine-tuning steps (same learning rate in every cell)",
+        ylabel="Pearson r of Δz with similarity",
+        title="Every regime at equal steps and learning rate",
+    )
+    ax.legend(fontsize=8, ncols=3, loc="lower left")
+    fig.tight_layout()
+    return fig
+
+
 def cluster_plot(similarity: np.ndarray, amplification: np.ndarray, r_text: str) -> Figure:
     """Mean amplification of a designated harmful cluster against its mean similarity to the target."""
     fig, ax = plt.subplots(figsize=(5, 3.6))

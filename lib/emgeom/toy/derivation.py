@@ -22,6 +22,7 @@ to a bounded target under Adam; see :class:`ToyFineTuneConfig`.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Literal
 
@@ -114,7 +115,7 @@ def readout_change(
 
 # --- fine-tuning experiments ---------------------------------------------------------------------------
 
-Objective = Literal["reward", "mse"]
+Objective = Literal["reward", "mse", "ce"]
 Optimizer = Literal["sgd", "adam"]
 Update = Literal["full", "rank1"]
 
@@ -124,7 +125,9 @@ class ToyFineTuneConfig:
     """How a trained toy model is fine-tuned toward its target feature.
 
     ``objective="reward"`` ascends the target's pre-activation output (unbounded, reward-like);
-    ``objective="mse"`` minimises ``(x'_t - target_scale · x_t)²``, a bounded target for the output.
+    ``objective="mse"`` minimises ``(x'_t - target_scale · x_t)²``, a bounded target for the output;
+    ``objective="ce"`` minimises the softmax cross-entropy of the pre-activation outputs (as logits over
+    the features) with the target as the label, the loss real fine-tuning uses.
     ``update="rank1"`` freezes ``W`` and trains ``W + u vᵀ`` (LoRA-style: ``u = 0``, ``v`` random).
     """
 
@@ -136,7 +139,7 @@ class ToyFineTuneConfig:
     batch_size: int = 256
     background: bool = True
     """Whether the other features keep occurring (with the model's feature probabilities)."""
-    target_scale: float = 2.0
+    target_scale: float = 1.5
     """For ``objective="mse"``: the output asked for the target is ``target_scale · x_t``."""
     seed: int = 0
 
@@ -162,11 +165,38 @@ def fine_tune_toward_target(
     model: ToyModel, targets: Int[Tensor, " inst"], cfg: ToyFineTuneConfig, progress: bool = False
 ) -> FineTuneOutcome:
     """Fine-tune a copy of each instance of ``model`` toward its target; the model is left unchanged."""
+    return fine_tune_trajectory(model, targets, cfg, [cfg.steps], progress)[cfg.steps]
+
+
+def _loss(cfg: ToyFineTuneConfig, W: Tensor, b: Tensor, x: Tensor, targets: Tensor) -> Tensor:
+    """The objective to minimise, summed over instances (their parameters are independent)."""
+    inst = torch.arange(W.shape[0])
+    if cfg.objective == "reward":
+        return -reward_objective(W, b, x, targets).sum()
+    logits = torch.einsum("ihf,ihg,big->bif", W, W, x) + b  # [batch, inst, f]
+    if cfg.objective == "ce":
+        return -torch.log_softmax(logits, dim=-1)[:, inst, targets].mean(dim=0).sum()
+    out = torch.relu(logits)[:, inst, targets]
+    return ((out - cfg.target_scale * x[:, inst, targets]) ** 2).mean(dim=0).sum()
+
+
+def fine_tune_trajectory(
+    model: ToyModel,
+    targets: Int[Tensor, " inst"],
+    cfg: ToyFineTuneConfig,
+    checkpoints: Sequence[int],
+    progress: bool = False,
+) -> dict[int, FineTuneOutcome]:
+    """:func:`fine_tune_toward_target` read after each checkpoint step (``1 <= step <= cfg.steps``):
+    ``{step: outcome}``, every outcome against the responses before fine-tuning."""
     n_inst, d_hidden, n_feat = model.W.shape
     if targets.shape != (n_inst,):
         raise ValueError(
             f"need one target per instance: targets {tuple(targets.shape)} vs {n_inst} instances"
         )
+    wanted = sorted(set(checkpoints))
+    if not wanted or wanted[0] < 1 or wanted[-1] > cfg.steps:
+        raise ValueError(f"checkpoints must lie in [1, {cfg.steps}], got {list(checkpoints)}")
     inst = torch.arange(n_inst)
     gen = torch.Generator().manual_seed(cfg.seed)
     W0 = model.W.detach().clone()
@@ -189,29 +219,23 @@ def fine_tune_toward_target(
     background_p = (
         model.feature_probability if cfg.background else torch.zeros_like(model.feature_probability)
     )
-    for _ in tqdm(
-        range(cfg.steps), desc=f"fine-tune ({cfg.objective}, {cfg.optimizer})", disable=not progress
+    z0 = target_responses(W0, targets)
+    similarity, cosine, norms = z0.numpy(), cosines_to_target(W0, targets).numpy(), W0.norm(dim=1).numpy()
+    out = {}
+    for step in tqdm(
+        range(1, wanted[-1] + 1), desc=f"fine-tune ({cfg.objective}, {cfg.optimizer})", disable=not progress
     ):
         x = sample_sparse_features(background_p, cfg.batch_size, gen)
         x[:, inst, targets] = 1.0
-        W_eff = effective()
-        if cfg.objective == "reward":
-            loss = -reward_objective(W_eff, b, x, targets).sum()
-        else:
-            out = torch.relu(torch.einsum("ihf,ihg,big->bif", W_eff, W_eff, x) + b)[:, inst, targets]
-            loss = ((out - cfg.target_scale * x[:, inst, targets]) ** 2).mean(dim=0).sum()
+        loss = _loss(cfg, effective(), b, x, targets)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
-    with torch.no_grad():
-        z0, z1 = target_responses(W0, targets), target_responses(effective(), targets)
-        return FineTuneOutcome(
-            targets=targets.numpy().copy(),
-            similarity=z0.numpy(),
-            cosine=cosines_to_target(W0, targets).numpy(),
-            delta_response=(z1 - z0).numpy(),
-            norms=W0.norm(dim=1).numpy(),
-        )
+        if step in wanted:
+            with torch.no_grad():
+                delta = (target_responses(effective(), targets) - z0).numpy()
+            out[step] = FineTuneOutcome(targets.numpy().copy(), similarity, cosine, delta, norms)
+    return out
 
 
 def select_instances(model: ToyModel, index: Int[Tensor, " k"]) -> ToyModel:
@@ -258,7 +282,8 @@ class DerivationStudy:
 
 
 def regimes(cfg: DerivationStudyConfig) -> dict[str, ToyFineTuneConfig]:
-    """The fine-tuning regimes compared: the reward/MSE x SGD/Adam grid plus the rank-1 update."""
+    """The fine-tuning regimes compared: the reward/MSE x SGD/Adam grid, cross-entropy under SGD (at the
+    first-order settings), and the rank-1 update."""
     fo, co = cfg.first_order, cfg.counter
     return {
         "reward + SGD": fo,
@@ -269,6 +294,7 @@ def regimes(cfg: DerivationStudyConfig) -> dict[str, ToyFineTuneConfig]:
             "mse", "sgd", "full", fo.lr, co.steps, co.batch_size, co.background, co.target_scale
         ),
         "MSE + Adam": co,
+        "CE + SGD": ToyFineTuneConfig("ce", "sgd", "full", fo.lr, fo.steps, fo.batch_size, fo.background),
         "rank-1 + SGD (one init)": ToyFineTuneConfig(
             "reward", "sgd", "rank1", fo.lr, fo.steps, fo.batch_size, fo.background
         ),
@@ -356,3 +382,61 @@ def harmful_cluster_study(
         rows += [(seed, int(t), float(s), float(a)) for t, s, a in zip(outside, sim, amp, strict=True)]
     seeds, targets, sim, amp = (np.array(col) for col in zip(*rows, strict=True))
     return ClusterAmplification(seeds, targets, sim, amp)
+
+
+# --- the regimes at equal steps and learning rate ----------------------------------------------------------
+
+SWEEP_CELLS: tuple[tuple[Objective, Optimizer], ...] = tuple(
+    (o, opt) for o in ("reward", "mse", "ce") for opt in ("sgd", "adam")
+)
+
+
+def regime_sweep(
+    study: DerivationStudy, lr: float, steps: Sequence[int], target_scale: float | None = None
+) -> pd.DataFrame:
+    """Every (objective, optimiser) cell at the same learning rate, read after each step count in
+    ``steps``, on every seed's base model (target feature 0, background on): one row per (seed,
+    objective, optimizer, steps, feature_probability) with Pearson r of ``Δz`` against ``W_jᵀW_t``. So a
+    difference between cells is the objective's or the optimiser's, not the step count's or the rate's."""
+    if not steps or min(steps) < 1:
+        raise ValueError(f"steps must be positive step counts, got {list(steps)}")
+    scale = study.config.counter.target_scale if target_scale is None else target_scale
+    targets = torch.zeros(len(study.config.feature_probabilities), dtype=torch.long)
+    rows = []
+    for seed, model in study.models.items():
+        for objective, optimizer in SWEEP_CELLS:
+            ft = ToyFineTuneConfig(
+                objective, optimizer, "full", lr, max(steps), target_scale=scale, seed=seed
+            )
+            for k, out in fine_tune_trajectory(model, targets, ft, steps).items():
+                for i, p in enumerate(study.config.feature_probabilities):
+                    mask = out.others(i)
+                    r = pearson_r(out.similarity[i][mask], out.delta_response[i][mask])
+                    rows.append(
+                        {
+                            "seed": seed,
+                            "objective": objective,
+                            "optimizer": optimizer,
+                            "steps": k,
+                            "feature_probability": p,
+                            "pearson_r": r,
+                        }
+                    )
+    return pd.DataFrame(rows)
+
+
+def sign_flip_steps(sweep: pd.DataFrame, objective: str, optimizer: str) -> float:
+    """The smallest swept step count at which the cell's mean r (over seeds and sparsities) is below 0;
+    NaN when it never is."""
+    cell = sweep[(sweep["objective"] == objective) & (sweep["optimizer"] == optimizer)]
+    mean_r = cell.groupby("steps")["pearson_r"].mean()
+    negative = mean_r[mean_r < 0]
+    return float(negative.index.min()) if len(negative) else float("nan")
+
+
+def sweep_table(sweep: pd.DataFrame) -> pd.DataFrame:
+    """Mean r over seeds and sparsities: one row per (objective, optimizer), one column per step count,
+    and the step count at which the sign first flips."""
+    table = sweep.groupby(["objective", "optimizer", "steps"])["pearson_r"].mean().unstack("steps")
+    table["sign flips at"] = [sign_flip_steps(sweep, o, opt) for o, opt in table.index]
+    return table

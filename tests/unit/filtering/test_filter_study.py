@@ -82,7 +82,7 @@ def test_scorecard_verdicts_follow_the_recorded_numbers() -> None:
     ps["similarity_gap_pvalue_career"] = 0.4
     page = render_scorecard(
         {
-            "02": _doc("cpu", first_order_pearson_r=(0.99, (0.98, 1.0))),
+            "02": _doc("cpu", first_order_pearson_r=(0.99, (0.98, 1.0)), ce_first_order_pearson_r=0.95),
             "04": _doc("cpu", **gaps, **ps),
             "06": _doc("cpu", geometry_filter_relative_reduction=(0.2, (-0.1, 0.5))),
             "05": _doc("smoke", mechanism_pearson_r=(0.9, (0.8, 1.0))),  # another profile: ignored

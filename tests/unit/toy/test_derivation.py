@@ -85,7 +85,7 @@ def test_reward_sgd_follows_similarity_and_mse_adam_inverts(trained):
 
 def weight_change(model, targets, cfg, monkeypatch) -> torch.Tensor:
     """``W_after - W_before`` of one fine-tuning run, per instance (float64), read by spying on the two
-    ``target_responses`` calls that compute the outcome (``W0`` first, then the tuned weights)."""
+    ``target_responses`` calls that compute the outcome (``W0`` first, the tuned weights last)."""
     seen: list[torch.Tensor] = []
     real = dv.target_responses
 
@@ -96,7 +96,7 @@ def weight_change(model, targets, cfg, monkeypatch) -> torch.Tensor:
     with monkeypatch.context() as m:
         m.setattr(dv, "target_responses", spy)
         out = dv.fine_tune_toward_target(model, targets, cfg)
-    before, after = seen[:2]
+    before, after = seen[0], seen[-1]  # W0 first; the tuned weights are read last
     torch.testing.assert_close(before, model.W.detach().double())  # the spy saw W0 first
     np.testing.assert_allclose(
         out.delta_response,
@@ -153,3 +153,66 @@ def test_study_and_cluster_on_tiny_settings():
     assert np.corrcoef(cluster.similarity, cluster.amplification)[0, 1] > 0.95
     with pytest.raises(ValueError, match="cluster must list features"):
         dv.harmful_cluster_study(study, [42], 0, cfg.first_order)
+
+
+def test_trajectory_checkpoints_equal_shorter_runs(trained):
+    targets = torch.zeros(2, dtype=torch.long)
+    cfg = dv.ToyFineTuneConfig(objective="ce", lr=0.01, steps=6, seed=3)
+    path = dv.fine_tune_trajectory(trained, targets, cfg, [2, 6])
+    assert sorted(path) == [2, 6]
+    np.testing.assert_allclose(
+        path[6].delta_response, dv.fine_tune_toward_target(trained, targets, cfg).delta_response
+    )
+    short = dv.fine_tune_toward_target(
+        trained, targets, dv.ToyFineTuneConfig(objective="ce", lr=0.01, steps=2, seed=3)
+    )
+    np.testing.assert_allclose(path[2].delta_response, short.delta_response)
+    with pytest.raises(ValueError, match="checkpoints must lie"):
+        dv.fine_tune_trajectory(trained, targets, cfg, [7])
+
+
+def test_cross_entropy_step_matches_its_first_order_formula():
+    """One small SGD step on softmax cross-entropy with only the target present: to first order,
+    Δz_j = η[(2 - p_t) W_jᵀW_t - p_j ‖W_t‖² - Σ_k p_k W_jᵀW_k] with p = softmax(Wᵀ W_t + b)."""
+    torch.manual_seed(0)
+    model = toy.ToyModel(
+        toy.ToyModelConfig(7, 3, 1), torch.tensor([0.1]), 1.0, torch.Generator().manual_seed(1)
+    )
+    eta, t = 1e-4, 2
+    out = dv.fine_tune_toward_target(
+        model, torch.tensor([t]), dv.ToyFineTuneConfig(objective="ce", lr=eta, steps=1, background=False)
+    )
+    W = model.W.detach()[0].double()  # [d, f]
+    p = torch.softmax(W.T @ W[:, t] + model.b_final.detach()[0].double(), dim=0)
+    gram = W.T @ W
+    predicted = eta * ((2 - p[t]) * gram[:, t] - p * gram[t, t] - gram @ p)
+    others = np.arange(7) != t
+    np.testing.assert_allclose(out.delta_response[0][others], predicted.numpy()[others], rtol=5e-3, atol=2e-7)
+
+
+def test_sign_flip_steps_reads_the_first_negative_mean() -> None:
+    import pandas as pd
+
+    sweep = pd.DataFrame(
+        [
+            {"objective": "mse", "optimizer": "adam", "steps": k, "seed": s, "pearson_r": r}
+            for k, rs in ((1, (0.5, 0.3)), (10, (0.1, -0.3)), (100, (-0.5, -0.6)))
+            for s, r in enumerate(rs)
+        ]
+    )
+    assert dv.sign_flip_steps(sweep, "mse", "adam") == 10
+    assert np.isnan(dv.sign_flip_steps(sweep[sweep["steps"] == 1], "mse", "adam"))
+    table = dv.sweep_table(sweep.assign(feature_probability=0.1))
+    assert table.loc[("mse", "adam"), "sign flips at"] == 10
+
+
+def test_regime_sweep_covers_every_cell_at_every_step_count():
+    cfg = dv.DerivationStudyConfig(
+        n_features=8, d_hidden=3, feature_probabilities=(0.1, 0.3), train_steps=100, seeds=(0,)
+    )
+    study = dv.run_derivation_study(cfg, progress=False)
+    sweep = dv.regime_sweep(study, lr=1e-3, steps=[1, 5])
+    assert len(sweep) == len(dv.SWEEP_CELLS) * 2 * 2
+    assert set(zip(sweep["objective"], sweep["optimizer"], strict=True)) == set(dv.SWEEP_CELLS)
+    first = sweep[(sweep["objective"] == "reward") & (sweep["optimizer"] == "sgd") & (sweep["steps"] == 1)]
+    assert (first["pearson_r"] > 0.9).all()  # one small reward step follows similarity

@@ -51,11 +51,25 @@ def _lower(entry: dict[str, Any]) -> float:
 
 
 def _derivation(r: Results) -> Verdict:
-    e = _get(r, "first_order_pearson_r")
-    rule = "Pearson r of measured vs first-order-predicted changes ≥ 0.9 (toy models, reward-like objective)"
+    e, ce = _get(r, "first_order_pearson_r"), _get(r, "ce_first_order_pearson_r")
+    counter, flip = _get(r, "counter_regime_pearson_r"), _get(r, "sign_flip_steps_adam")
+    rule = (
+        "Pearson r of measured vs first-order-predicted changes ≥ 0.9 after several steps with other "
+        "features present, for the reward-like objective and for cross-entropy = reproduced; for one of "
+        "them = partly (toy models; the one-step check of chapter 2 is an algebraic identity that cannot "
+        "fail, so it is not scored). The bounded-target regime, and where its sign flips at equal "
+        "settings, are shown beside"
+    )
     if e is None:
         return Verdict("not recorded", "not run", rule)
-    return Verdict(f"r = {_fmt(e)}", "reproduced" if e["value"] >= 0.9 else "not reproduced", rule)
+    holds = [x for x in (e, ce) if x is not None and x["value"] >= 0.9]
+    flip_text = "never in the sweep" if flip is None else f"after {flip['value']:.0f} steps"
+    measured = (
+        f"reward + SGD r = {_fmt(e)}; cross-entropy + SGD r = {_fmt(ce)}; bounded target + Adam r = "
+        f"{_fmt(counter)}, sign flips {flip_text} at equal learning rate"
+    )
+    verdict = "reproduced" if len(holds) == 2 else "partly" if holds else "not reproduced"
+    return Verdict(measured, verdict, rule)
 
 
 def _gap(domains: tuple[str, ...]) -> Callable[[Results], Verdict]:
@@ -93,28 +107,38 @@ def _gap(domains: tuple[str, ...]) -> Callable[[Results], Verdict]:
 
 
 def _mechanism(r: Results) -> Verdict:
-    e = _get(r, "mechanism_pearson_r")
+    e, null = _get(r, "mechanism_decoder_projection_r"), _get(r, "mechanism_null_r_p95")
+    ratio, shift = _get(r, "mechanism_lr_linearity_ratio"), _get(r, "harmful_shift_inducing_minus_good")
     rule = (
-        "mean r (Δ latent read-out vs cosine with the target, first-order regime) with CI above 0 "
-        "= reproduced; CI above 0 in at least half the domains = partly"
+        "first-order fine-tune, on the tokens it trains: r between each latent's decoder-projection change "
+        "and its cosine with the target, with its interval above the 95th percentile of the same r for "
+        "random targets = reproduced; point estimate above it, or above it in at least half the domains = "
+        "partly"
     )
-    if e is None:
+    if e is None or null is None:
         return Verdict("not recorded", "not run", rule)
-    per = {d: _get(r, f"mechanism_pearson_r_{d}") for d in ALL_DOMAINS}
-    holds = [d for d, x in per.items() if x is not None and x.get("ci") and x["ci"][0] > 0]
-    ran = [d for d, x in per.items() if x is not None]
+    prefix = "mechanism_decoder_projection_r_"
+    per = {
+        name[len(prefix) :]: x
+        for name in r
+        if name.startswith(prefix) and name[len(prefix) :] not in ("hostile", "gradient_target")
+        for x in [_get(r, name)]
+        if x is not None
+    }
+    above = [d for d, x in per.items() if x["value"] > null["value"]]
     verdict = (
         "reproduced"
-        if _lower(e) > 0
+        if _lower(e) > null["value"]
         else "partly"
-        if ran and 2 * len(holds) >= len(ran)
+        if e["value"] > null["value"] or (per and 2 * len(above) >= len(per))
         else "not reproduced"
     )
-    return Verdict(
-        f"r = {_fmt(e)}; CI above 0 in {len(holds)}/{len(ran)} domains ({', '.join(holds) or 'none'})",
-        verdict,
-        rule,
+    measured = (
+        f"r = {_fmt(e)} vs random-target 95th percentile {_fmt(null)}; above it in {len(above)}/{len(per)} "
+        f"domains ({', '.join(above) or 'none'}); learning-rate ratio {_fmt(ratio)} (2 = first order); "
+        f"harmful-direction shift, inducing minus good {_fmt(shift)}"
     )
+    return Verdict(measured, verdict, rule)
 
 
 def _ci_verdict(e: dict[str, Any]) -> str:
