@@ -3,6 +3,8 @@ PYTHON ?= python3
 VENV   ?= .venv
 PROFILE ?= cpu
 ONLY   ?=
+# Chapters executed at once (each a separate process, one thread per kernel): this machine has 2 cores.
+JOBS   ?= 2
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.emgeom-installed
 # Every subprocess, notebook kernels included, must never wait on a model hub.
@@ -13,7 +15,7 @@ export OMP_WAIT_POLICY ?= PASSIVE
 .PHONY: book run test unit lint bench lock clean help
 
 help:
-	@echo "make book [PROFILE=cpu|smoke|gpu] [ONLY='01_toy_superposition ...']  execute chapters, build HTML"
+	@echo "make book [PROFILE=cpu|smoke|gpu] [ONLY='01_toy_superposition ...'] [JOBS=2]  execute chapters, build HTML"
 	@echo "make test                                  ruff, unit tests, every chapter under the smoke profile"
 	@echo "make lint                                  ruff"
 	@echo "make bench                                 scoring throughput vs a full forward pass (benchmarks/)"
@@ -27,7 +29,7 @@ $(STAMP): requirements.lock pyproject.toml
 	@touch $(STAMP)
 
 run: $(STAMP)
-	$(BIN)/python -m emgeom.book run --profile $(PROFILE) $(if $(ONLY),--only $(ONLY),)
+	$(BIN)/python -m emgeom.book run --profile $(PROFILE) --jobs $(JOBS) --no-progress $(if $(ONLY),--only $(ONLY),)
 
 book: run
 	$(BIN)/jupyter-book build . -W --keep-going

@@ -26,6 +26,12 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--only", nargs="+", metavar="CHAPTER", help="execute only these chapters")
     run.add_argument("--force", action="store_true", help="execute even when the cache key matches")
     run.add_argument("--no-progress", action="store_true", help="hide papermill's cell progress bar")
+    run.add_argument(
+        "--jobs",
+        type=int,
+        default=1,
+        help="chapters executed at once, each in its own process with the profile's threads (default: 1)",
+    )
     check = sub.add_parser("check", help="validate a profile against every chapter; execute nothing")
     check.add_argument("--profile", default="cpu")
     sub.add_parser("list", help="list chapters and their parameters")
@@ -51,7 +57,14 @@ def main(argv: list[str] | None = None) -> int:
             load_book_profile(layout, args.profile)
             print(f"profile {args.profile!r} is valid for every chapter")
             return 0
-        runs = run_book(layout, args.profile, only=args.only, force=args.force, progress=not args.no_progress)
+        runs = run_book(
+            layout,
+            args.profile,
+            only=args.only,
+            force=args.force,
+            progress=not args.no_progress,
+            jobs=args.jobs,
+        )
     except (ParameterError, PreflightError, DeclarationError, FileNotFoundError) as err:
         print(f"emgeom.book: error: {err}", file=sys.stderr)
         return 2

@@ -192,20 +192,38 @@ def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
 
 
+def _execute_in_worker(root: str, chapter: str, profile_name: str, parameters: dict[str, Any]) -> str:
+    """Execute one chapter in a worker process; returns ``""`` on success, the failure text otherwise.
+    (The kernel's environment is set with ``os.environ``, so concurrent chapters need processes.)"""
+    layout = BookLayout(Path(root))
+    try:
+        execute_chapter(layout, chapter, load_book_profile(layout, profile_name), parameters, progress=False)
+    except ChapterFailed as err:
+        return str(err)
+    return ""
+
+
 def run_book(
     layout: BookLayout,
     profile_name: str,
     only: list[str] | None = None,
     force: bool = False,
     progress: bool = True,
+    jobs: int = 1,
 ) -> list[ChapterRun]:
-    """Validate everything, then execute the selected chapters in order.
+    """Validate everything, then execute the selected chapters whose inputs changed: in book order, or
+    with ``jobs > 1`` up to ``jobs`` at a time, each in its own process (chapters share cached artifacts
+    through :func:`~emgeom.core.artifacts.cached_folder`, whose lock makes a chapter wait for an artifact
+    another is building rather than build it twice; every chapter runs with its own seeds and thread
+    count, so its numbers do not depend on what runs beside it).
 
     Raises :class:`ParameterError` before anything executes if the profile or ``only`` is invalid,
     :class:`~emgeom.book.preflight.PreflightError` if a model, SAE, dataset or judge the selected
-    chapters name cannot be had, and :class:`ChapterFailed` at the first failing chapter (after writing
-    the report).
+    chapters name cannot be had, and :class:`ChapterFailed` after the first failing chapter (chapters
+    not yet started are not run; the report is written first).
     """
+    if jobs < 1:
+        raise ParameterError(f"--jobs must be at least 1, got {jobs}")
     specs = read_all_specs(layout)
     profile = load_book_profile(layout, profile_name)
     selected = list(specs)
@@ -220,50 +238,106 @@ def run_book(
     preflight({c: full_parameters(layout, profile, c) for c in selected}, profile.name)
     chapter_declarations(layout, selected, profile)  # a missing or malformed declaration fails here
 
-    runs: list[ChapterRun] = []
-    failure: ChapterFailed | None = None
+    done: dict[str, ChapterRun] = {}
+    todo: list[tuple[str, str]] = []  # (chapter, key), in book order
     for chapter in specs:
-        parameters = profile.chapters[chapter]
-        if chapter not in selected or failure is not None:
-            previous = _load_state(layout, chapter)
-            if previous is not None:
-                previous.this_run = "not selected" if failure is None else "not run (earlier failure)"
-                runs.append(previous)
+        if chapter not in selected:
             continue
-        key = chapter_key(layout, chapter, profile.name, parameters, profile.variants.get(chapter))
+        key = chapter_key(
+            layout, chapter, profile.name, profile.chapters[chapter], profile.variants.get(chapter)
+        )
         cached = None if force else _is_cached(layout, chapter, key)
         if cached is not None:
             cached.this_run = "cached"
-            runs.append(cached)
+            done[chapter] = cached
             print(f"[emgeom.book] {chapter}: unchanged (key {key[:12]}), skipped", flush=True)
-            continue
-        print(f"[emgeom.book] {chapter}: executing under profile {profile.name!r}", flush=True)
-        start = time.perf_counter()
-        try:
-            execute_chapter(layout, chapter, profile, parameters, progress=progress)
-            status, this_run, error = "ok", "executed", ""
-        except ChapterFailed as err:
-            failure = err
-            status, this_run, error = "failed", "failed", str(err)
-        run = ChapterRun(
-            chapter,
-            profile.name,
-            parameters,
-            key,
-            status,
-            round(time.perf_counter() - start, 2),
-            _now(),
-            this_run,
-            error,
-        )
-        atomic_write_json(layout.runs_dir / f"{chapter}.json", asdict(run))
-        runs.append(run)
-        print(f"[emgeom.book] {chapter}: {status} in {run.wall_seconds:.1f} s", flush=True)
+        else:
+            todo.append((chapter, key))
 
+    failure = _execute_all(layout, profile, todo, done, progress, jobs)
+    runs = []
+    for chapter in specs:
+        if chapter in done:
+            runs.append(done[chapter])
+            continue
+        previous = _load_state(layout, chapter)
+        if previous is not None:
+            previous.this_run = "not selected" if chapter not in selected else "not run (earlier failure)"
+            runs.append(previous)
     write_report(layout, profile, runs)
     if failure is not None:
         raise failure
     return runs
+
+
+def _execute_all(
+    layout: BookLayout,
+    profile: Profile,
+    todo: list[tuple[str, str]],
+    done: dict[str, ChapterRun],
+    progress: bool,
+    jobs: int,
+) -> ChapterFailed | None:
+    """Execute ``todo`` (in order, at most ``jobs`` at a time), adding each finished run to ``done``;
+    returns the first failure. After a failure nothing new starts; running chapters finish."""
+
+    def record(chapter: str, key: str, error: str, seconds: float) -> ChapterRun:
+        status = "failed" if error else "ok"
+        run = ChapterRun(
+            chapter,
+            profile.name,
+            profile.chapters[chapter],
+            key,
+            status,
+            round(seconds, 2),
+            _now(),
+            "failed" if error else "executed",
+            error,
+        )
+        atomic_write_json(layout.runs_dir / f"{chapter}.json", asdict(run))
+        print(f"[emgeom.book] {chapter}: {status} in {run.wall_seconds:.1f} s", flush=True)
+        done[chapter] = run
+        return run
+
+    failure: ChapterFailed | None = None
+    if jobs == 1 or len(todo) <= 1:
+        for chapter, key in todo:
+            print(f"[emgeom.book] {chapter}: executing under profile {profile.name!r}", flush=True)
+            start = time.perf_counter()
+            try:
+                execute_chapter(layout, chapter, profile, profile.chapters[chapter], progress=progress)
+                error = ""
+            except ChapterFailed as err:
+                error = str(err)
+            record(chapter, key, error, time.perf_counter() - start)
+            if error:
+                return ChapterFailed(error)
+        return None
+
+    import multiprocessing
+    from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+
+    queue = list(todo)
+    running: dict[Future[str], tuple[str, str, float]] = {}
+    with ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
+        while queue or running:
+            while queue and len(running) < jobs and failure is None:
+                chapter, key = queue.pop(0)
+                print(f"[emgeom.book] {chapter}: executing under profile {profile.name!r}", flush=True)
+                future = pool.submit(
+                    _execute_in_worker, str(layout.root), chapter, profile.name, profile.chapters[chapter]
+                )
+                running[future] = (chapter, key, time.perf_counter())
+            if not running:
+                break
+            finished, _ = wait(running, return_when=FIRST_COMPLETED)
+            for future in finished:
+                chapter, key, start = running.pop(future)
+                error = future.result()
+                record(chapter, key, error, time.perf_counter() - start)
+                if error and failure is None:
+                    failure = ChapterFailed(error)
+    return failure
 
 
 REPORTED_PACKAGES = [

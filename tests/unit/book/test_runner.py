@@ -158,3 +158,24 @@ def test_changing_a_declaration_reruns_its_chapter(book: BookLayout):
     (book.notebooks_dir / "01_good.results.yaml").write_text("doubled:\n  meaning: 2x\n  unit: demo\n")
     runs = run_book(book, "demo", progress=False)
     assert [r.this_run for r in runs] == ["executed", "cached"]
+
+
+def test_chapters_run_side_by_side_give_the_same_results(book: BookLayout, tmp_path: Path):
+    runs = run_book(book, "demo", progress=False, jobs=2)
+    assert [r.this_run for r in runs] == ["executed", "executed"]
+    doc = json.loads((book.results_dir / "01_good.json").read_text())
+    assert doc["results"]["doubled"]["value"] == 3.0
+    assert [r.this_run for r in run_book(book, "demo", progress=False, jobs=2)] == ["cached", "cached"]
+    report = json.loads(book.report_path.read_text())
+    assert [c["chapter"] for c in report["chapters"]] == ["01_good", "02_second"]
+
+
+def test_a_failure_beside_another_chapter_is_reported_and_raised(book: BookLayout):
+    with pytest.raises(ChapterFailed, match="planted failure"):
+        run_book(book, "failing", progress=False, jobs=2)
+    report = json.loads(book.report_path.read_text())
+    status = {c["chapter"]: c["status"] for c in report["chapters"]}
+    assert status["01_good"] == "failed"
+    assert not (book.results_dir / "01_good.json").exists()
+    with pytest.raises(ParameterError, match="--jobs"):
+        run_book(book, "demo", progress=False, jobs=0)
