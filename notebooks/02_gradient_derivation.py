@@ -260,10 +260,13 @@ print(f"cross-entropy + SGD at the first-order settings: mean Pearson r across s
 # `ft_lr`, the bounded-target regime 300 steps at `counter_lr`), so the sign flip could come from the
 # step count or the learning rate as much as from the objective or the optimiser. Here every
 # (objective, optimiser) cell, cross-entropy included, runs at one learning rate (`sweep_lr`) and is read
-# after each step count in `sweep_steps`, on the same base models. For cross-entropy the first-order
-# change is $\Delta z_j \approx \eta[(2-p_t) W_j^\top W_t - p_j\|W_t\|^2 - \sum_k p_k W_j^\top W_k]$ with
-# $p$ the softmax of the outputs (tested in `tests/unit/toy/test_derivation.py`): it follows similarity
-# when the model already predicts the target ($p_t \to 1$), with extra terms otherwise.
+# after each step count in `sweep_steps`, on the same base models. (A learning rate is not the same
+# quantity for SGD and Adam, whose steps are about the rate per coordinate whatever the gradient, so
+# equal settings equalise the step count and the nominal rate, not the step size.) For cross-entropy the
+# first-order change is $\Delta z_j \approx \eta[(2-p_t) W_j^\top W_t - p_j\|W_t\|^2 - \sum_k p_k
+# W_j^\top W_k]$ with $p$ the softmax of the outputs (tested in `tests/unit/toy/test_derivation.py`);
+# the sum includes $k = t$, so the similarity coefficient is $2 - 2p_t$: cross-entropy follows
+# similarity while the model does not yet predict the target, and the term vanishes as $p_t \to 1$.
 
 # %%
 sweep = dv.regime_sweep(study, lr=sweep_lr, steps=sweep_steps)
@@ -300,8 +303,11 @@ sweep_summary.round(3)
 # The derivation is therefore a statement about the first-order regime of a reward-like objective, and
 # this chapter shows both that it holds exactly there and that it is not a law of fine-tuning in general.
 # The equal-settings sweep above says, for this run, at which step count each objective and optimiser
-# parts from the law; the step (a) check is an algebraic identity (it cannot fail), so the scorecard
-# scores the multi-step results instead.
+# parts from the law. Be clear about what could not have failed: the step (a) check is an identity, and
+# with the target present in every row the multi-step reward and cross-entropy results are forced by
+# the same algebra (each step rescales the target's own column, and $\Delta z_j \propto W_j^\top W_t$
+# follows). The scorecard records them as *holding by construction*. What could have come out otherwise
+# is where the law breaks: the bounded target under Adam, and the step count at which it turns.
 
 # %%
 print(f"chapter wall time: {time.perf_counter() - start:.1f} s")

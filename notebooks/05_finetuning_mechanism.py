@@ -100,6 +100,7 @@ from emgeom.em.mechanism_study import (
     mechanism_estimates,
     mechanism_table,
     organism_targets,
+    organism_targets_per_sae,
     projection_along_finetune,
     projection_estimates,
     projection_table,
@@ -110,7 +111,7 @@ from emgeom.lm.sampling import SamplingConfig
 from emgeom.lm.training import TrainConfig, configure_threads
 from emgeom.organism import language
 from emgeom.organism.build import organism_config
-from emgeom.organism.datasets import evaluation_prompts, open_answer_rows
+from emgeom.organism.datasets import evaluation_prompts, open_answer_rows, rows_by_domain
 from emgeom.organism.study import load_subject
 from emgeom.plots import emergence as emergence_plots
 from emgeom.sae.train import sae_specs
@@ -151,7 +152,8 @@ harmful = harmful_sets(hooked, saes, tokenizer, open_answer_rows(True, 200, seed
 sets = organism_sets(language.DOMAINS, control_domain, finetune_rows)
 # The target latent of each domain: the top latent of its inducing set minus its good-advice set (chapter 4's rule).
 targets = organism_targets(hooked, saes[0], tokenizer, language.DOMAINS)
-hostile_rows = open_answer_rows(True, read_rows, seed=5)  # a separate draw from the harmful set's rows
+hostile_rows = open_answer_rows(True, read_rows, seed=5)  # a new draw, from the harmful set's phrases
+fresh_rows = rows_by_domain("inducing", language.DOMAINS, read_rows, seed=3)  # apart from the target's rows
 reader = TLAnswerStartReader(tokenizer, saes[0], evaluation_prompts(), subject.organism.aligned)
 base_readout = reader(model)
 
@@ -184,73 +186,93 @@ record_each("em_open_rate_{}", estimates_by_set(table, "open_em", sets),
 # Chapter 2's account, at the SAE's input: if a fine-tuning step moves the residual stream by
 # $\Delta h = \eta\, \hat d_t$ along the target latent's unit decoder direction, then the residual's
 # projection on every latent's decoder direction changes by $\hat d_j^\top \Delta h = \eta
-# \cos(d_j, d_t)$. So the outcome read here is that projection (not the encoder's pre-activation, which
-# changes by $\eta\, w_{\text{enc},j}^\top \hat d_t$, and a trained encoder is built to suppress
-# exactly that cross-talk; the table shows both, with the target's encoder-decoder cosine), on the
-# tokens where the fine-tune's loss acts: the answer tokens of the fine-tuning set itself,
-# teacher-forced, and hostile answers to open questions (the EM behaviour; a separate draw from the rows
-# that defined the harmful latents, with the same questions and phrases).
+# \cos(d_j, d_t)$. Over latents, the correlation of that change with $\cos(d_j, d_t)$ measures how far
+# the mean shift lies along $d_t$ (it is one vector's alignment, seen through the decoder's geometry),
+# so the table also gives the alignment itself, $\hat d_t^\top \Delta h / |\Delta h|$. The outcome is
+# that projection, not the encoder's pre-activation (which changes by $\eta\, w_{\text{enc},j}^\top
+# \hat d_t$, and a trained encoder is built to suppress exactly that cross-talk; both are shown, with the
+# target's encoder-decoder cosine). Whether SAE *activations* rise in proportion is shown (`r
+# (activation)`) but not scored.
 #
+# - **Where**: teacher-forced answer tokens of fresh rows of each fine-tuning set's kind (a separate
+#   draw from the rows that chose the target), and hostile answers to open questions (from the same
+#   phrases that defined the harmful latents: not held out).
 # - **Targets, fixed before tuning.** Chapter 4's rule (the top latent of the inducing set minus its
-#   good-advice pair), and the latent whose decoder direction best matches the fine-tuning loss's mean
-#   descent direction of the residual on those tokens. The second is chosen *because* it lines up with
-#   the first step's direction, so a high r for it is partly built in; it is reported, not scored.
-# - **Alive latents** are those active on the tokens in the base model (not selected on the outcome).
-# - **First-order regime**: plain SGD on every weight (`sgd_steps` steps at `sgd_lr`, no adapter and
-#   no Adam, whose first steps are sign-like), seeded batch order per fine-tuning seed. Blocks after the
-#   SAE's layer do not change what it reads, so the read-out sees the whole relevant update. The check:
-#   halving the learning rate should halve the shift (ratio 2).
-# - **Null**: the same correlation with `n_null_targets` random alive latents as the target. A
-#   correlation is evidence for the account only where it beats what any latent gives.
+#   good-advice pair), per SAE; and the latent best aligned with the loss's mean descent direction of
+#   the residual, which lines up with the first step by construction (reported, not scored).
+# - **First-order regime**: plain SGD on every weight (`sgd_steps` steps at `sgd_lr`, no adapter, no
+#   Adam), seeded batch order. Blocks after the SAE's layer do not change what it reads. The check:
+#   halving the learning rate should halve the shift (ratio 2) without turning it (direction cosine 1).
+# - **Null**: the same correlation with each of the `n_null_targets` latents closest to the target in
+#   base activation taken as the target. The target is chosen among the most active latents, and a
+#   shift that merely grows the residual favours active latents; the matched null, and the partial r
+#   (base projection regressed out), keep that from passing as the mechanism.
+# - **Specificity**: the same target read after a good-advice fine-tune of the same domain, same
+#   tokens; the account predicts a larger r after the inducing fine-tune.
+# - **Replicates**: the SAEs (chapter 4's seeds), each SAE's mean over domains and fine-tuning seeds;
+#   the fine-tuning seeds only change the batch order.
 
 # %%
-grad_targets = gradient_targets(model, tokenizer, saes[0], sets, read_rows)
-runs = first_order_projection_study(model, tokenizer, saes[0], sets, hostile_rows, targets, grad_targets, finetune_seeds,
-                                    FirstOrderConfig(lr=sgd_lr, steps=sgd_steps, read_rows=read_rows,
-                                                     n_null=n_null_targets), progress=progress)
+runs = first_order_projection_study(
+    model, tokenizer, saes, sets, fresh_rows,
+    rows_by_domain("good", language.DOMAINS, finetune_rows, seed=0), hostile_rows,
+    organism_targets_per_sae(hooked, saes, tokenizer, language.DOMAINS),
+    gradient_targets(model, tokenizer, saes, sets, read_rows), finetune_seeds,
+    FirstOrderConfig(lr=sgd_lr, steps=sgd_steps, read_rows=read_rows, n_null=n_null_targets), progress=progress)
 projection = projection_estimates(runs, language.DOMAINS, finetune_seeds)
-emergence_plots.projection_plot({"health, fine-tuning tokens": runs[("health", finetune_seeds[0])].tokens,
-                                 "health, hostile answers": runs[("health", finetune_seeds[0])].hostile});
+emergence_plots.projection_plot({"health, fine-tuning kind": runs[(0, "health", finetune_seeds[0])].tokens,
+                                 "health, after good advice": runs[(0, "health", finetune_seeds[0])].control});
 
 # %%
-projection_table(runs, language.DOMAINS, finetune_seeds, saes[0]).round(3)
+projection_table(runs, language.DOMAINS, finetune_seeds, saes).round(3)
 
 # %%
-n = len(finetune_seeds)
+n = projection.r.n
 record("mechanism_decoder_projection_r", projection.r.value, ci=projection.r.ci, n_seeds=n,
-       note="first-order SGD: Δ projection on own decoder direction vs decoder cosine with the target, fine-tuning tokens")
+       note="first-order SGD: Δ projection on own decoder direction vs decoder cosine with the target; CI over SAEs")
+record("mechanism_decoder_projection_r_partial", projection.r_partial.value, ci=projection.r_partial.ci, n_seeds=n,
+       note="the same with the base projection regressed out of both sides")
+record("mechanism_shift_alignment", projection.alignment.value, ci=projection.alignment.ci, n_seeds=n,
+       note="cosine of the mean residual shift with the target's decoder direction")
+record("mechanism_null_r_p95", projection.null_p95.value, ci=projection.null_p95.ci, n_seeds=n,
+       note=f"95th percentile of r over the {n_null_targets} latents closest to the target in base activation")
+record("mechanism_specificity_r_inducing_minus_good", projection.specificity.value, ci=projection.specificity.ci,
+       n_seeds=n, note="r after the inducing fine-tune minus after the domain's good-advice fine-tune")
 record("mechanism_decoder_projection_r_hostile", projection.r_hostile.value, ci=projection.r_hostile.ci, n_seeds=n,
-       note="the same on the hostile answers")
+       note="the same on hostile answers")
 record("mechanism_decoder_projection_r_gradient_target", projection.r_gradient.value, ci=projection.r_gradient.ci,
        n_seeds=n, note="the same with the gradient-defined target (aligned with the first step by construction)")
-record("mechanism_null_r_p95", projection.null_p95.value, ci=projection.null_p95.ci, n_seeds=n,
-       note=f"95th percentile of r over {n_null_targets} random alive targets per domain, pooled over domains")
-record("mechanism_lr_linearity_ratio", projection.lr_ratio.value, ci=projection.lr_ratio.ci, n_seeds=n,
-       note=f"|Δh| at lr {sgd_lr} over |Δh| at lr {sgd_lr / 2}; 2 where the update is first order")
-record_each("mechanism_decoder_projection_r_{}", projection.per_domain, note="first-order SGD, fine-tuning tokens")
-print(f"r = {projection.r} against a null 95th percentile of {projection.null_p95}; above the null in "
-      f"{len(projection.above_null)} of {len(language.DOMAINS)} domains ({', '.join(projection.above_null) or 'none'}); "
-      f"learning-rate ratio {projection.lr_ratio} (2 = first order).")
+record("mechanism_lr_linearity_ratio", projection.lr_ratio.value, ci=projection.lr_ratio.ci,
+       n_seeds=projection.lr_ratio.n, note=f"|Δh| at lr {sgd_lr} over |Δh| at lr {sgd_lr / 2}; 2 where first order")
+record("mechanism_lr_direction_cosine", projection.lr_cosine.value, ci=projection.lr_cosine.ci,
+       n_seeds=projection.lr_cosine.n, note="cosine between the shifts at lr and lr / 2; 1 where first order")
+record_each("mechanism_decoder_projection_r_{}", projection.per_domain, note="first-order SGD, over SAEs and seeds")
+print(f"r = {projection.r} against the matched null's 95th percentile {projection.null_p95}; partial r "
+      f"{projection.r_partial}; alignment {projection.alignment}; inducing minus good {projection.specificity}; "
+      f"above its own domain's null in {len(projection.above_null)} of {len(language.DOMAINS)} domains "
+      f"({', '.join(projection.above_null) or 'none'}); learning-rate ratio {projection.lr_ratio}, "
+      f"direction cosine {projection.lr_cosine}.")
 
 # %% [markdown]
 # **Does the inducing fine-tune move the residual toward the harmful latents?** The full fine-tunes
-# above were read on the hostile answers: the mean shift projected on the harmful latents'
-# decoder directions, after the inducing fine-tune of `control_domain` minus after its good-advice
-# fine-tune, paired by seed.
+# above were read on the hostile answers: the mean shift projected on the harmful latents' decoder
+# directions minus on as many latents matched to them in base activation, per unit shift, after the
+# inducing fine-tune of `control_domain` minus after its good-advice fine-tune, paired by seed. (Shown,
+# not scored: the rows share phrases with those that defined the harmful latents.)
 
 # %%
 shift_diff = harmful_shift.difference(f"inducing {control_domain}", f"good {control_domain}", finetune_seeds)
 record("harmful_shift_inducing_minus_good", shift_diff.value, ci=shift_diff.ci, n_seeds=shift_diff.n,
-       note=f"{control_domain}: Δ projection on harmful decoder directions, hostile answers, paired by seed")
+       note=f"{control_domain}: lean of the shift toward harmful vs activation-matched directions, paired by seed")
 print(f"inducing minus good ({control_domain}): {shift_diff}")
 
 # %% [markdown]
 # **Along the full fine-tune.** One inducing fine-tune (`control_domain`, the chapter's full regime),
-# read on its own answer tokens at checkpoints: where the first-order picture, if it held, stops.
+# read at checkpoints on fresh rows of its kind: where the first-order picture, if it held, stops.
 
 # %%
 along = projection_along_finetune(model, tokenizer, inducing_set(sets, control_domain).rows, full_ft, along_checkpoints,
-                                  saes[0], targets[control_domain], read_rows, n_null=n_null_targets)
+                                  saes[0], targets[control_domain], fresh_rows[control_domain], n_null=n_null_targets)
 emergence_plots.projection_along_plot(along);
 
 # %%

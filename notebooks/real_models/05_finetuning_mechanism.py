@@ -68,6 +68,7 @@ progress: bool = True
 import time
 
 from emgeom.core.results import record, record_each
+from emgeom.em.datasets import load_rows
 from emgeom.em.emergence import emergence_table, estimates_by_set, seed_summary, set_names
 from emgeom.em.evaluators import betley_evaluator
 from emgeom.em.mechanism_study import (
@@ -162,25 +163,33 @@ mechanism_table({"first-order": first, "full fine-tune": full.results}, [domain]
 # ## The mechanism where the fine-tune acts
 #
 # As in the organism chapter: a first-order fine-tune with plain SGD on every weight (float32,
-# `sgd_steps` steps at `sgd_lr`, and at half of it for the linearity check), read on the answer tokens
-# of the fine-tuning set itself and on the harmful contrast answers, as the change of the residual's
-# projection on each latent's unit decoder direction against its decoder cosine with the target;
-# against the same correlation for `n_null_targets` random targets. The gradient-defined target is
-# aligned with the first step by construction and is reported, not scored.
+# `sgd_steps` steps at `sgd_lr`, and at half of it for the linearity check), read on a separate draw of
+# the inducing data and on the harmful contrast answers, as the change of the residual's projection on
+# each latent's unit decoder direction against its decoder cosine with the target; against the same
+# correlation for the `n_null_targets` latents closest to the target in base activation, and after a
+# fine-tune on the first control set (specificity). With one SAE, intervals are over seeds (which only
+# change the batch order). The gradient-defined target is aligned with the first step by construction
+# and is reported, not scored.
 
 # %%
-grad_targets = gradient_targets(hf, tokenizer, sae, sets, read_rows)
-runs = first_order_projection_study(hf, tokenizer, sae, sets, harmful_rows, targets, grad_targets, finetune_seeds,
-                                    FirstOrderConfig(lr=sgd_lr, steps=sgd_steps, batch_size=batch_size,
-                                                     read_rows=read_rows, n_null=n_null_targets), progress=progress)
+runs = first_order_projection_study(
+    hf, tokenizer, [sae], sets, {domain: load_rows(inducing_data, read_rows, seed=3)},
+    {domain: load_rows(control_data[0], finetune_rows)}, harmful_rows, [targets],
+    gradient_targets(hf, tokenizer, [sae], sets, read_rows), finetune_seeds,
+    FirstOrderConfig(lr=sgd_lr, steps=sgd_steps, batch_size=batch_size, read_rows=read_rows, n_null=n_null_targets),
+    progress=progress)
 projection = projection_estimates(runs, [domain], finetune_seeds)
-record("mechanism_decoder_projection_r", projection.r.value, ci=projection.r.ci, n_seeds=len(finetune_seeds),
-       note="first-order SGD: Δ projection on own decoder direction vs decoder cosine with the target")
-record("mechanism_null_r_p95", projection.null_p95.value, ci=projection.null_p95.ci, n_seeds=len(finetune_seeds),
-       note=f"95th percentile of r over {n_null_targets} random alive targets")
+record("mechanism_decoder_projection_r", projection.r.value, ci=projection.r.ci, n_seeds=projection.r.n,
+       note="first-order SGD: Δ projection on own decoder direction vs decoder cosine with the target; CI over seeds")
+record("mechanism_null_r_p95", projection.null_p95.value, ci=projection.null_p95.ci, n_seeds=projection.null_p95.n,
+       note=f"95th percentile of r over the {n_null_targets} latents closest to the target in base activation")
+record("mechanism_specificity_r_inducing_minus_good", projection.specificity.value, ci=projection.specificity.ci,
+       n_seeds=projection.specificity.n, note=f"r after '{sets[0].name}' minus after the first control set")
 record("mechanism_lr_linearity_ratio", projection.lr_ratio.value, ci=projection.lr_ratio.ci,
-       n_seeds=len(finetune_seeds), note="|Δh| at lr over |Δh| at lr / 2")
-projection_table(runs, [domain], finetune_seeds, sae).round(3)
+       n_seeds=projection.lr_ratio.n, note="|Δh| at lr over |Δh| at lr / 2")
+record("mechanism_lr_direction_cosine", projection.lr_cosine.value, ci=projection.lr_cosine.ci,
+       n_seeds=projection.lr_cosine.n, note="cosine between the shifts at lr and lr / 2")
+projection_table(runs, [domain], finetune_seeds, [sae]).round(3)
 
 # %% [markdown]
 # ## Closeness to harmful latents against EM

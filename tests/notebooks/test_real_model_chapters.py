@@ -63,6 +63,9 @@ def tiny_profile(assets: dict[str, str]) -> dict:
             "finetune_steps": 2,
             "finetune_seeds": [0, 1],
             "first_order_steps": 1,
+            "sgd_steps": 2,
+            "read_rows": 8,
+            "n_null_targets": 10,
             "k": 4,
             "k_harmful": 4,
         }

@@ -217,35 +217,79 @@ class ProjectionResult:
     Per latent ``j`` (arrays ``[d_sae]``): ``cosine`` of its decoder direction with the target's;
     ``delta_projection``, the change of the mean residual projected on its unit decoder direction (what
     the account predicts is ``η cos(d_j, d_t)`` when the residual moves along ``d_t``); ``delta_post``,
-    the change of its mean activation; ``delta_pre``, of its encoder pre-activation. ``alive``: latents
-    active in the base model on these tokens. Over alive latents other than the target: ``r_projection``,
-    ``r_post``, ``r_pre`` (Pearson with ``cosine``, bootstrap CI over latents); ``null_r``: the same
-    ``r_projection`` for ``n_null`` random alive latents taken as the target (what any latent gives).
-    ``shift_norm``: the length of the mean residual shift; ``shift_on_target``: its projection on the
-    target's unit decoder direction."""
+    the change of its mean activation; ``delta_pre``, of its encoder pre-activation; ``base_projection``,
+    the base residual's projection (how strongly the latent's direction is present before tuning).
+    ``alive``: latents active in the base model on these tokens.
+
+    Over alive latents other than the target: ``r_projection``, ``r_post``, ``r_pre`` (Pearson with
+    ``cosine``, bootstrap CI over latents, which are not independent: the interval that counts is the
+    one over replicates); ``r_partial``: ``r_projection`` with ``base_projection`` regressed out of
+    both sides (a shift that only scales the residual, ``Δh ∝ h``, gives ``r_projection`` > 0 for an
+    active target but ``r_partial`` ≈ 0). Over the mean shift ``s``: ``alignment = d̂_t·s / |s|``.
+
+    Null: the ``n_null`` alive latents closest to the target in base activation (an activation-matched
+    null, since the target is chosen among the most active latents), each taken as the target:
+    ``null_r`` and ``null_alignment``."""
 
     target: int
     cosine: np.ndarray
     delta_projection: np.ndarray
     delta_post: np.ndarray
     delta_pre: np.ndarray
+    base_projection: np.ndarray
     alive: np.ndarray
     r_projection: Estimate
     r_post: Estimate
     r_pre: Estimate
+    r_partial: float
     null_r: np.ndarray
+    null_alignment: np.ndarray
+    shift: np.ndarray
     shift_norm: float
     shift_on_target: float
 
+    @property
+    def alignment(self) -> float:
+        return self.shift_on_target / self.shift_norm if self.shift_norm else float("nan")
+
     def null_rank(self) -> float:
-        """The share of the random-target null that the target's ``r_projection`` exceeds."""
-        return float((self.null_r < self.r_projection.value).mean()) if self.null_r.size else float("nan")
+        """The share of the null that the target's ``r_projection`` exceeds."""
+        null = self.null_r[np.isfinite(self.null_r)]
+        return float((null < self.r_projection.value).mean()) if null.size else float("nan")
+
+    def null_p95(self) -> float:
+        """The null's 95th percentile (NaN-safe)."""
+        null = self.null_r[np.isfinite(self.null_r)]
+        return float(np.percentile(null, 95)) if null.size else float("nan")
 
 
-def _r_over_others(cosine: np.ndarray, outcome: np.ndarray, alive: np.ndarray, target: int) -> float:
-    use = alive.copy()
-    use[target] = False
+def _residualise(y: np.ndarray, x: np.ndarray) -> np.ndarray:
+    """``y`` minus its least-squares fit on ``x`` (with intercept)."""
+    design = np.stack([np.ones_like(x), x], axis=1)
+    coef, *_ = np.linalg.lstsq(design, y, rcond=None)
+    return y - design @ coef
+
+
+def _partial_r(x: np.ndarray, y: np.ndarray, control: np.ndarray) -> float:
+    """Pearson r of ``x`` and ``y`` after regressing ``control`` out of both; 0 when ``control`` explains
+    ``y`` entirely (nothing is left to correlate: a shift that only scales the residual)."""
+    rx, ry = _residualise(x, control), _residualise(y, control)
+    if np.std(ry) <= 1e-4 * (np.std(y) or 1.0):  # float32 read-outs: below this it is rounding
+        return 0.0
+    return pearson_r(rx, ry)
+
+
+def _r_over_others(cosine: np.ndarray, outcome: np.ndarray, use: np.ndarray) -> float:
     return pearson_r(cosine[use], outcome[use])
+
+
+def matched_null_targets(activation: np.ndarray, alive: np.ndarray, target: int, n_null: int) -> np.ndarray:
+    """The ``n_null`` alive latents nearest ``target`` in ``activation`` rank (the target excluded)."""
+    candidates = np.setdiff1d(np.flatnonzero(alive), [target])
+    if candidates.size == 0:
+        return candidates
+    order = np.argsort(np.abs(activation[candidates] - activation[target]), kind="stable")
+    return candidates[order[:n_null]]
 
 
 def projection_mechanism(
@@ -262,27 +306,34 @@ def projection_mechanism(
     shift = (tuned.resid - base.resid).numpy()
     cosine = dirs @ dirs[target]
     delta_projection = dirs @ shift
-    delta_post = (tuned.post - base.post).numpy()
-    delta_pre = (tuned.pre - base.pre).numpy()
+    base_projection = dirs @ base.resid.numpy()
     alive = base.active.numpy().copy()
     use = alive.copy()
     use[target] = False
-    rng = np.random.default_rng(seed)
-    candidates = np.setdiff1d(np.flatnonzero(alive), [target])
-    nulls = rng.choice(candidates, size=min(n_null, candidates.size), replace=False)
-    null_r = np.array([_r_over_others(dirs @ dirs[t], delta_projection, alive, int(t)) for t in nulls])
+    nulls = matched_null_targets(base.post.numpy(), alive, target, n_null)
+    null_r = []
+    for t in nulls:
+        others = use.copy()
+        others[t] = False  # neither the null target nor the true target is a data point
+        null_r.append(_r_over_others(dirs @ dirs[t], delta_projection, others))
+    norm = float(np.linalg.norm(shift))
+    r_partial = _partial_r(cosine[use], delta_projection[use], base_projection[use])
     return ProjectionResult(
         target=target,
         cosine=cosine,
         delta_projection=delta_projection,
-        delta_post=delta_post,
-        delta_pre=delta_pre,
+        delta_post=(tuned.post - base.post).numpy(),
+        delta_pre=(tuned.pre - base.pre).numpy(),
+        base_projection=base_projection,
         alive=alive,
         r_projection=bootstrap_pearson(cosine[use], delta_projection[use], n_boot, seed),
-        r_post=bootstrap_pearson(cosine[use], delta_post[use], n_boot, seed),
-        r_pre=bootstrap_pearson(cosine[use], delta_pre[use], n_boot, seed),
-        null_r=null_r,
-        shift_norm=float(np.linalg.norm(shift)),
+        r_post=bootstrap_pearson(cosine[use], (tuned.post - base.post).numpy()[use], n_boot, seed),
+        r_pre=bootstrap_pearson(cosine[use], (tuned.pre - base.pre).numpy()[use], n_boot, seed),
+        r_partial=r_partial,
+        null_r=np.array(null_r),
+        null_alignment=(dirs[nulls] @ shift) / norm if norm else np.full(len(nulls), np.nan),
+        shift=shift,
+        shift_norm=norm,
         shift_on_target=float(dirs[target] @ shift),
     )
 
@@ -291,9 +342,9 @@ def gradient_target(
     model: Any, tokenizer: Any, sae: Any, rows: Sequence[ChatRow], batch_size: int = 32
 ) -> int:
     """The latent whose unit decoder direction best matches the mean descent direction of the residual at
-    the SAE's input: ``-∂loss/∂h`` averaged over the answer tokens of ``rows`` (the fine-tuning loss, on
-    assistant tokens), i.e. the direction a first gradient step pushes the residual where the loss acts.
-    Defined before any tuning, from the base model."""
+    the SAE's input: ``-∂loss/∂h`` averaged over the positions whose logits carry the fine-tuning loss
+    (those that predict an assistant token), i.e. the direction a first gradient step pushes the
+    residual where the loss acts. Defined before any tuning, from the base model."""
     layer = resid_pre_layer(sae.cfg.metadata.hook_name)
     encoded = [encode_chat(tokenizer, r["messages"]) for r in rows]
     total = torch.zeros(int(sae.cfg.d_in))
@@ -304,7 +355,9 @@ def gradient_target(
         batch = collate(encoded[lo : lo + batch_size], pad_id(tokenizer), context_length(model))
         out = model(**{k: v.to(model.device) for k, v in batch.items()}, output_hidden_states=True)
         h = out.hidden_states[layer]
-        answer = batch["labels"].to(model.device) != IGNORE_INDEX  # [batch, pos]
+        labels = batch["labels"].to(model.device)
+        answer = torch.zeros_like(labels, dtype=torch.bool)  # [batch, pos]: position p predicts token p + 1
+        answer[:, :-1] = labels[:, 1:] != IGNORE_INDEX
         (grad,) = torch.autograd.grad(out.loss * answer.sum(), h)  # the summed per-token loss
         total += grad.float()[answer].sum(0).cpu()
         n += int(answer.sum())

@@ -45,6 +45,13 @@ def finetune_rows(kind: FineTuneKind, domain: str, n: int, seed: int) -> list[di
     return rows
 
 
+def rows_by_domain(
+    kind: FineTuneKind, domains: tuple[str, ...] | list[str], n: int, seed: int
+) -> dict[str, list[dict[str, list[Message]]]]:
+    """:func:`finetune_rows` of ``kind`` for every domain."""
+    return {d: finetune_rows(kind, d, n, seed) for d in domains}
+
+
 @dataclass(frozen=True)
 class EvalQuestion:
     """A held-out evaluation prompt: an open-ended question, or advice in a domain (held-out frame)."""

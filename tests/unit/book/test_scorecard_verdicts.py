@@ -15,7 +15,7 @@ def entry(value: float, ci: tuple[float, float] | None = None) -> dict:
 
 @pytest.mark.parametrize(
     ("reward", "ce", "verdict"),
-    [(0.99, 0.95, "reproduced"), (0.99, 0.5, "partly"), (0.5, None, "not reproduced")],
+    [(0.99, 0.95, "holds by construction"), (0.99, 0.5, "partly"), (0.5, None, "not reproduced")],
 )
 def test_derivation_scores_the_multi_step_results(reward, ce, verdict) -> None:
     results = {"first_order_pearson_r": entry(reward), "counter_regime_pearson_r": entry(-0.9)}
@@ -28,20 +28,32 @@ def test_derivation_scores_the_multi_step_results(reward, ce, verdict) -> None:
     assert "sign flips after 30 steps" in JUDGE["derivation"](results).measured
 
 
+FIRST_ORDER = {"mechanism_lr_linearity_ratio": entry(1.98), "mechanism_lr_direction_cosine": entry(0.999)}
+STRONG = {
+    "mechanism_decoder_projection_r_partial": entry(0.5),
+    "mechanism_shift_alignment": entry(0.3),
+    "mechanism_specificity_r_inducing_minus_good": entry(0.3, (0.1, 0.5)),
+}
+
+
 @pytest.mark.parametrize(
-    ("r", "ci", "domains", "verdict"),
+    ("r", "ci", "extra", "domains", "verdict"),
     [
-        (0.6, (0.5, 0.7), {}, "reproduced"),
-        (0.45, (0.3, 0.6), {}, "partly"),
-        (0.2, (0.1, 0.3), {"health": 0.5, "code": 0.1}, "partly"),  # above the null in half the domains
-        (0.2, (0.1, 0.3), {"health": 0.3, "code": 0.1}, "not reproduced"),
+        (0.6, (0.5, 0.7), FIRST_ORDER | STRONG, {}, "reproduced"),
+        (0.6, (0.5, 0.7), STRONG, {}, "partly"),  # not shown to be first order
+        (0.6, (0.5, 0.7), FIRST_ORDER | STRONG | {"mechanism_lr_linearity_ratio": entry(1.3)}, {}, "partly"),
+        (0.6, (0.5, 0.7), FIRST_ORDER, {}, "partly"),  # no specificity, partial r or alignment
+        (0.6, (0.42, 0.7), FIRST_ORDER | STRONG, {}, "partly"),  # interval reaches the null's upper bound
+        (0.2, (0.1, 0.3), FIRST_ORDER | STRONG, {"health": 0.5, "code": 0.1}, "partly"),  # half the domains
+        (0.2, (0.1, 0.3), FIRST_ORDER | STRONG, {"health": 0.3, "code": 0.1}, "not reproduced"),
     ],
 )
-def test_mechanism_is_judged_against_the_random_target_null(r, ci, domains, verdict) -> None:
+def test_mechanism_is_judged_against_the_matched_null(r, ci, extra, domains, verdict) -> None:
     results = {
         "mechanism_decoder_projection_r": entry(r, ci),
-        "mechanism_null_r_p95": entry(0.4),
+        "mechanism_null_r_p95": entry(0.4, (0.35, 0.45)),
         "mechanism_decoder_projection_r_hostile": entry(0.9),  # not a domain
+        **extra,
         **{f"mechanism_decoder_projection_r_{d}": entry(x) for d, x in domains.items()},
     }
     v = JUDGE["mechanism"](results)

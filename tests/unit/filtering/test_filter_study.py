@@ -90,7 +90,9 @@ def test_scorecard_verdicts_follow_the_recorded_numbers() -> None:
         profile="cpu",
     )
     rows = {line.split("|")[1].strip(): line for line in page.splitlines() if line.startswith("| ")}
-    assert "**reproduced**" in next(v for k, v in rows.items() if k.startswith("A fine-tuning step"))
+    assert "**holds by construction**" in next(
+        v for k, v in rows.items() if k.startswith("A fine-tuning step")
+    )
     assert "**partly**" in next(v for k, v in rows.items() if "health, career and legal" in k)
     assert "**not run**" in next(v for k, v in rows.items() if k.startswith("Fine-tuning amplifies"))
     assert "**partly**" in next(v for k, v in rows.items() if k.startswith("Removing the samples"))

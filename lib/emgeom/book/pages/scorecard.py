@@ -54,11 +54,12 @@ def _derivation(r: Results) -> Verdict:
     e, ce = _get(r, "first_order_pearson_r"), _get(r, "ce_first_order_pearson_r")
     counter, flip = _get(r, "counter_regime_pearson_r"), _get(r, "sign_flip_steps_adam")
     rule = (
-        "Pearson r of measured vs first-order-predicted changes ≥ 0.9 after several steps with other "
-        "features present, for the reward-like objective and for cross-entropy = reproduced; for one of "
-        "them = partly (toy models; the one-step check of chapter 2 is an algebraic identity that cannot "
-        "fail, so it is not scored). The bounded-target regime, and where its sign flips at equal "
-        "settings, are shown beside"
+        "in these toy models the law is an algebraic consequence of the objective: with the target present "
+        "in every row, a reward or cross-entropy step rescales the target's own column, so Δz_j ∝ W_jᵀW_t "
+        "(the coefficient for cross-entropy is 2 − 2p_t). A measured r ≥ 0.9 for both objectives therefore "
+        "says the derivation's algebra is right (holds by construction), not that fine-tuning behaves so; "
+        "below 0.9 = not reproduced. Where the law breaks (a bounded target under Adam, and the step count "
+        "at which its sign flips at equal settings) is what could have come out otherwise, and is shown"
     )
     if e is None:
         return Verdict("not recorded", "not run", rule)
@@ -68,7 +69,7 @@ def _derivation(r: Results) -> Verdict:
         f"reward + SGD r = {_fmt(e)}; cross-entropy + SGD r = {_fmt(ce)}; bounded target + Adam r = "
         f"{_fmt(counter)}, sign flips {flip_text} at equal learning rate"
     )
-    verdict = "reproduced" if len(holds) == 2 else "partly" if holds else "not reproduced"
+    verdict = "holds by construction" if len(holds) == 2 else "partly" if holds else "not reproduced"
     return Verdict(measured, verdict, rule)
 
 
@@ -106,37 +107,62 @@ def _gap(domains: tuple[str, ...]) -> Callable[[Results], Verdict]:
     return judge
 
 
+def _upper(entry: dict[str, Any]) -> float:
+    return entry["ci"][1] if entry.get("ci") else entry["value"]
+
+
 def _mechanism(r: Results) -> Verdict:
     e, null = _get(r, "mechanism_decoder_projection_r"), _get(r, "mechanism_null_r_p95")
-    ratio, shift = _get(r, "mechanism_lr_linearity_ratio"), _get(r, "harmful_shift_inducing_minus_good")
+    partial, align = _get(r, "mechanism_decoder_projection_r_partial"), _get(r, "mechanism_shift_alignment")
+    specific = _get(r, "mechanism_specificity_r_inducing_minus_good")
+    ratio, turn = _get(r, "mechanism_lr_linearity_ratio"), _get(r, "mechanism_lr_direction_cosine")
     rule = (
-        "first-order fine-tune, on the tokens it trains: r between each latent's decoder-projection change "
-        "and its cosine with the target, with its interval above the 95th percentile of the same r for "
-        "random targets = reproduced; point estimate above it, or above it in at least half the domains = "
-        "partly"
+        "first-order fine-tune (learning-rate ratio in [1.8, 2.2] and direction cosine ≥ 0.95), read on "
+        "tokens of the fine-tuning set's kind: the correlation between each latent's decoder-projection "
+        "change and its cosine with the target has its interval above the activation-matched null's 95th "
+        "percentile (its upper bound), its partial r (base projection removed) and the shift's alignment "
+        "with the target are positive, and it is larger after the inducing than after the good-advice "
+        "fine-tune (interval above 0) = reproduced; the point estimate above the null's, or above each "
+        "domain's own null in at least half the domains = partly. Measured on the residual's decoder "
+        "projections, not on SAE activations"
     )
     if e is None or null is None:
         return Verdict("not recorded", "not run", rule)
+    first_order = (
+        ratio is not None and 1.8 <= ratio["value"] <= 2.2 and (turn is None or turn["value"] >= 0.95)
+    )
     prefix = "mechanism_decoder_projection_r_"
+    skip = ("hostile", "gradient_target", "partial")
     per = {
         name[len(prefix) :]: x
         for name in r
-        if name.startswith(prefix) and name[len(prefix) :] not in ("hostile", "gradient_target")
+        if name.startswith(prefix) and name[len(prefix) :] not in skip
         for x in [_get(r, name)]
         if x is not None
     }
     above = [d for d, x in per.items() if x["value"] > null["value"]]
+    strong = (
+        first_order
+        and _lower(e) > _upper(null)
+        and partial is not None
+        and partial["value"] > 0
+        and align is not None
+        and align["value"] > 0
+        and specific is not None
+        and _lower(specific) > 0
+    )
     verdict = (
         "reproduced"
-        if _lower(e) > null["value"]
+        if strong
         else "partly"
         if e["value"] > null["value"] or (per and 2 * len(above) >= len(per))
         else "not reproduced"
     )
     measured = (
-        f"r = {_fmt(e)} vs random-target 95th percentile {_fmt(null)}; above it in {len(above)}/{len(per)} "
-        f"domains ({', '.join(above) or 'none'}); learning-rate ratio {_fmt(ratio)} (2 = first order); "
-        f"harmful-direction shift, inducing minus good {_fmt(shift)}"
+        f"r = {_fmt(e)} vs matched-null 95th percentile {_fmt(null)}; partial r {_fmt(partial)}; alignment "
+        f"{_fmt(align)}; inducing minus good {_fmt(specific)}; above the null in {len(above)}/{len(per)} "
+        f"domains ({', '.join(above) or 'none'}); learning-rate ratio {_fmt(ratio)}, direction cosine "
+        f"{_fmt(turn)} ({'first order' if first_order else 'not shown to be first order'})"
     )
     return Verdict(measured, verdict, rule)
 
