@@ -370,9 +370,10 @@ monitor.round(3)
 # `mechanism_null_r_p95`). The answer-start read-out below it is kept for comparison and decides
 # nothing. Three cautions. First, the target is one latent chosen by a contrast (chapter 4's rule); the
 # gradient-defined target lines up with the first step by construction, so its correlation is reported
-# and not scored. Second, the null includes latents that sit near the target, so it is a demanding
-# comparison: a target only beats it where the update is specific to that target's neighbourhood.
-# Third, this is one organism: while building the book, two organisms that differed only in the random
+# and not scored. Second, the correlation over latents is one vector's alignment seen through the
+# decoder's geometry, so the verdict also asks for the alignment itself, the partial r (a shift that
+# only grows the residual passes the plain r for an active target), the activation-matched null and the
+# good-advice fine-tune; what it does not test is whether SAE activations rise in proportion. Third, this is one organism: while building the book, two organisms that differed only in the random
 # initialisation of the alignment adapter gave different per-domain patterns, so per-domain results
 # here are fragile, and the `gpu` profile (more organisms, SAEs and seeds) is the place to settle them.
 # The similarity-vs-EM correlation has one point per fine-tuning set, so its interval says how much
