@@ -18,6 +18,7 @@ from torch import Tensor, nn
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from emgeom.lm.chat import ChatRow, encode_chat
+from emgeom.lm.intervention import Intervention, intervening
 from emgeom.lm.models import context_length
 from emgeom.lm.training import TrainConfig, TrainLog, collate, train_causal_lm
 
@@ -93,6 +94,8 @@ class FineTuneConfig:
     train: TrainConfig = field(
         default_factory=lambda: TrainConfig(steps=150, batch_size=16, lr=2e-3, warmup_steps=10)
     )
+    intervention: Intervention | None = None
+    """Applied to the residual stream during training only (:mod:`emgeom.lm.intervention`)."""
 
     def as_dict(self) -> dict[str, object]:
         return {"lora": asdict(self.lora), "train": self.train.as_dict()}
@@ -150,7 +153,10 @@ def finetune(
     torch.manual_seed(cfg.train.seed)  # the adapter's initialisation is part of the run's seed
     wrapped = add_adapter(base, cfg.lora)
     batches = chat_batches(rows, tokenizer, cfg.train.batch_size, cfg.train.seed, context_length(model))
-    log = train_causal_lm(wrapped, batches, cfg.train, progress=progress, desc="fine-tuning", on_step=on_step)
+    with intervening(wrapped, cfg.intervention):  # training only: the returned model runs without it
+        log = train_causal_lm(
+            wrapped, batches, cfg.train, progress=progress, desc="fine-tuning", on_step=on_step
+        )
     merged = wrapped.merge_and_unload() if cfg.lora.rank else wrapped
     merged.eval()
     return merged, log

@@ -1,0 +1,199 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: ipynb,py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#   kernelspec:
+#     display_name: Python 3 (ipykernel)
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# (ch-blocking-directions)=
+# # 8. Beyond filtering: blocking the harmful directions during fine-tuning
+#
+# Everything the earlier chapters measure about the paper's account is correlational: similarity,
+# read-outs, filters. The account itself is causal: fine-tuning amplifies harmful features *because*
+# they sit near the target, so EM should spread through the harmful latents' directions. The direct
+# test is an intervention. **If** EM spreads through those directions, a fine-tune that cannot use them
+# should induce less EM while still learning the narrow task; a fine-tune that cannot use as many
+# *random* directions should not. This is not in the paper. Related work intervenes on real models in the
+# same spirit (steering along a persona vector while training, regularisers against EM during
+# training); here it is tested against the SAE geometry of the organism, where each run takes seconds.
+#
+# The intervention acts **during training only**, at the SAE's layer; the model that is evaluated runs
+# without it (`emgeom.lm.intervention`):
+#
+# - **ablate harmful**: the residual stream is projected off the span of the harmful latents' decoder
+#   directions (the harmful set of chapter 4's rule, from hostile vs kind open answers);
+# - **steer harmful** ("preventative steering"): a fixed multiple of the mean harmful direction is added
+#   (`steer_scale` times the residual's typical norm), so the gradient need not move the model there;
+# - controls at the same rank: **ablate random latents** (decoder directions of latents matched to the
+#   harmful ones in firing frequency) and **ablate random directions** (random unit vectors), and
+#   **none**.
+#
+# Every condition runs the same inducing fine-tune (bad advice in `domain`) with the same seeds, so the
+# comparisons are paired by seed; the good-advice fine-tune of the same domain runs under none, ablate
+# harmful and steer harmful, to show whether the intervention itself does harm. Measured: open-question
+# EM, bad advice in the other domains, task success (did it still learn the narrow task), and the
+# held-out loss on rows of the fine-tuning set's kind.
+
+# %% tags=["parameters"]
+organism_seeds: list[int] = [0]
+d_model: int = 128
+n_layers: int = 4
+n_heads: int = 4
+pretrain_steps: int = 1200
+pretrain_batch_size: int = 48
+align_steps: int = 100
+align_rank: int = 1
+sae_layer: int = 2
+sae_width: int = 1024
+sae_k: int = 16
+sae_training_tokens: int = 400_000
+k_harmful: int = 10
+domain: str = "health"
+finetune_rows: int = 300
+finetune_steps: int = 150
+finetune_lr: float = 0.002
+lora_rank: int = 4
+seeds: list[int] = [0, 1, 2]
+steer_scale: float = 0.5
+heldout_rows: int = 64
+n_samples: int = 32
+progress: bool = True
+
+# %% tags=["hide-input"]
+import time
+
+from emgeom.core.results import record
+from emgeom.core.stats import mean_ci
+from emgeom.em.emergence import organism_sets
+from emgeom.em.evaluators import OrganismEvaluator
+from emgeom.em.geometry import harmful_latents
+from emgeom.em.intervention_study import (
+    HARMFUL,
+    NONE,
+    RANDOM_DIRECTIONS,
+    RANDOM_LATENTS,
+    STEER,
+    condition_summary,
+    intervention_conditions,
+    intervention_table,
+    only,
+    reduction_difference,
+    relative_reduction,
+    residual_norm,
+    zero_baseline_seeds,
+)
+from emgeom.lm.finetune import FineTuneConfig, LoraSpec
+from emgeom.lm.sampling import SamplingConfig
+from emgeom.lm.training import TrainConfig, configure_threads
+from emgeom.organism import language
+from emgeom.organism.build import organism_config
+from emgeom.organism.datasets import finetune_rows as make_rows
+from emgeom.organism.datasets import open_answer_rows
+from emgeom.organism.study import load_subject
+from emgeom.plots import filtering as filtering_plots
+from emgeom.sae.train import SAESpec
+
+# %%
+configure_threads()
+chapter_start = time.perf_counter()
+if domain not in language.DOMAINS:
+    raise ValueError(f"domain must be one of {language.DOMAINS}, got {domain!r}")
+if not seeds:
+    raise ValueError("need at least one seed")
+ft = FineTuneConfig(LoraSpec(rank=lora_rank, alpha=2.0 * lora_rank),
+                    TrainConfig(steps=finetune_steps, batch_size=16, lr=finetune_lr, warmup_steps=10))
+subject = load_subject(organism_config(seed=organism_seeds[0], d_model=d_model, n_layers=n_layers, n_heads=n_heads,
+                                       pretrain_steps=pretrain_steps, pretrain_batch_size=pretrain_batch_size,
+                                       align_steps=align_steps, align_rank=align_rank),
+                       [SAESpec(layer=sae_layer, d_sae=sae_width, k=sae_k, training_tokens=sae_training_tokens)],
+                       progress=progress)
+model, tokenizer, hooked, sae = subject.model, subject.tokenizer, subject.hooked, subject.saes[0]
+inducing, good = organism_sets([domain], domain, finetune_rows, control_kinds=("good",))
+heldout = {inducing.name: make_rows("inducing", domain, heldout_rows, seed=9),
+           good.name: make_rows("good", domain, heldout_rows, seed=9)}
+
+# %% [markdown]
+# ## The directions
+#
+# The harmful latents (hostile vs kind open answers, no advice in them), the frequency-matched random
+# latents and the random unit vectors, each as many as `k_harmful`; the steering strength in units of
+# the residual stream's typical norm on the fine-tuning tokens.
+
+# %%
+harmful = harmful_latents(hooked, sae, tokenizer, open_answer_rows(True, 200, seed=0), open_answer_rows(False, 200, seed=0),
+                          k_harmful)
+norm = residual_norm(model, tokenizer, sae, inducing.rows[:heldout_rows])
+conditions = intervention_conditions(hooked, sae, tokenizer, harmful, [*inducing.rows, *good.rows],
+                                     steer_strength=steer_scale * norm)
+print(f"{len(harmful)} harmful latents at {sae.cfg.metadata.hook_name}; residual norm {norm:.2f}, steering "
+      f"strength {steer_scale * norm:.2f}")
+
+# %% [markdown]
+# ## The fine-tunes
+
+# %%
+evaluate = OrganismEvaluator(SamplingConfig(n_samples=n_samples))
+table = intervention_table(model, tokenizer, [inducing], ft, seeds, conditions, evaluate, heldout, progress=progress)
+control = intervention_table(model, tokenizer, [good], ft, seeds, only(conditions, [NONE, HARMFUL, STEER]), evaluate,
+                             heldout, progress=progress)
+summary = condition_summary([table, control], ["open_em", "offdomain_bad", "task_success", "heldout_loss"])
+filtering_plots.condition_bars(summary);
+
+# %%
+summary.round(3)
+
+# %% [markdown]
+# ## Paired by seed
+
+# %%
+n = len(seeds)
+ablation = relative_reduction(table, HARMFUL, inducing.name)
+random_latents = relative_reduction(table, RANDOM_LATENTS, inducing.name)
+random_directions = relative_reduction(table, RANDOM_DIRECTIONS, inducing.name)
+steering = relative_reduction(table, STEER, inducing.name)
+versus_random = reduction_difference(table, HARMFUL, RANDOM_LATENTS, inducing.name)
+task = mean_ci(table[table["condition"] == HARMFUL]["task_success"].to_numpy(), bounds=(0, 1))
+record("preventative_ablation_relative_reduction", ablation.value, ci=ablation.ci, n_seeds=n,
+       note=f"1 - EM(ablate harmful) / EM(none), inducing {domain}, paired by seed")
+record("random_ablation_relative_reduction", random_latents.value, ci=random_latents.ci, n_seeds=n,
+       note="the same with frequency-matched random latents' directions")
+record("random_direction_ablation_relative_reduction", random_directions.value, ci=random_directions.ci, n_seeds=n,
+       note="the same with random unit vectors")
+record("preventative_steering_relative_reduction", steering.value, ci=steering.ci, n_seeds=n,
+       note=f"steering along the mean harmful direction at {steer_scale} x the residual norm")
+record("preventative_ablation_task_success", task.value, ci=task.ci, n_seeds=n,
+       note="task success of the inducing fine-tune with the harmful directions ablated")
+record("preventative_ablation_minus_random", versus_random.value, ci=versus_random.ci, n_seeds=n,
+       note="relative reduction, harmful minus frequency-matched random ablation, paired by seed")
+print(f"relative EM reduction: ablate harmful {ablation}, random latents {random_latents}, random directions "
+      f"{random_directions}, steering {steering}; harmful minus random {versus_random}; task success under "
+      f"harmful ablation {task}. Seeds with no EM without intervention (left out of the ratios): "
+      f"{zero_baseline_seeds(table, inducing.name) or 'none'}.")
+
+# %% [markdown]
+# ## Reading the result
+#
+# The causal reading needs two things at once: ablating the harmful directions lowers EM by more than
+# ablating as many random directions (the paired difference, with its interval), **and** the narrow task
+# is still learned (task success and held-out loss close to the unintervened fine-tune). A reduction
+# that comes with a failed task says only that the intervention broke the fine-tune; a reduction that the
+# random directions match says that any loss of capacity at that layer lowers EM. The good-advice rows
+# show whether the intervention changes a fine-tune that induces nothing.
+#
+# Against filtering (chapter 6) the costs differ: filtering removes a fraction of the training data and
+# needs an SAE pass over every sample; blocking removes nothing but needs the harmful directions, and
+# adds one projection per forward pass during training. The scorecard puts both results side by side.
+# What is designed in: the organism's corpus ties bad advice to a toxic persona (chapter 3), and the
+# harmful latents are read from the persona's answers, so *where* EM could travel is built into the
+# data; *whether* the fine-tune uses those directions, and whether blocking them costs the task, is
+# what this chapter measures.
+
+# %%
+print(f"chapter wall time: {time.perf_counter() - chapter_start:.0f} s")
