@@ -17,7 +17,12 @@ from emgeom.core.results import load_declarations, missing_results
 from emgeom.testing.tiny_models import ARCHITECTURES, write_dry_run_assets
 
 REPO = Path(__file__).resolve().parents[2]
-REAL_CHAPTERS = ["04_sae_geometry", "05_finetuning_mechanism", "06_geometry_filtering"]
+REAL_CHAPTERS = [
+    "04_sae_geometry",
+    "05_finetuning_mechanism",
+    "06_geometry_filtering",
+    "08_blocking_directions",
+]
 
 
 def tiny_profile(assets: dict[str, str]) -> dict:
@@ -83,6 +88,20 @@ def tiny_profile(assets: dict[str, str]) -> dict:
             "finetune_steps": 2,
             "seeds": [0, 1],
             "k_harmful": 4,
+        }
+    )
+    chapters["08_blocking_directions"] = (
+        common
+        | small_ft
+        | {
+            "inducing_data": assets["insecure"],
+            "control_data": assets["secure"],
+            "finetune_rows": 16,
+            "finetune_steps": 2,
+            "seeds": [0, 1],
+            "k_harmful": 4,
+            "heldout_rows": 8,
+            "frequency_rows": 8,
         }
     )
     return {"description": "tiny real-architecture models (test)", "threads": 1, "chapters": chapters}

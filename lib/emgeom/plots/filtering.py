@@ -92,20 +92,23 @@ def filter_curves(table: pd.DataFrame) -> Figure:
     return fig
 
 
-def condition_bars(summary: pd.DataFrame) -> Figure:
-    """Open-question EM and task success (95% CI over seeds) per intervention condition, one panel per
-    fine-tuning set (from :func:`emgeom.em.intervention_study.condition_summary`)."""
+def condition_bars(
+    summary: pd.DataFrame,
+    columns: tuple[tuple[str, str], ...] = (
+        ("open_em", "open-question EM"),
+        ("task_success", "task success"),
+    ),
+) -> Figure:
+    """Two rates (default: open-question EM and task success; 95% CI over seeds) per intervention
+    condition, one panel per fine-tuning set (from :func:`emgeom.em.intervention_study.condition_summary`)."""
     sets = list(dict.fromkeys(summary["set"]))
     fig, axes = plt.subplots(1, len(sets), figsize=(5.2 * len(sets), 3.6), squeeze=False)
     for ax, set_name in zip(axes[0], sets, strict=True):
         sub = summary[summary["set"] == set_name].reset_index(drop=True)
         x = np.arange(len(sub))
-        for offset, (col, label) in zip(
-            (-0.2, 0.2), (("open_em", "open-question EM"), ("task_success", "task success")), strict=True
-        ):
-            err = np.nan_to_num(
-                np.vstack([sub[col] - sub[f"{col}_lo"], sub[f"{col}_hi"] - sub[col]]).clip(min=0)
-            )
+        for offset, (col, label) in zip((-0.2, 0.2), columns, strict=True):
+            err = np.vstack([sub[col] - sub[f"{col}_lo"], sub[f"{col}_hi"] - sub[col]])
+            err = np.nan_to_num(err).clip(min=0)
             ax.bar(x + offset, sub[col], width=0.4, yerr=err, capsize=3, label=label)
         ax.set_xticks(x, sub["condition"], rotation=25, ha="right")
         ax.set(ylim=(0, 1.05), ylabel="rate", title=f"fine-tuned on {set_name}")

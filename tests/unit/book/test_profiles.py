@@ -93,5 +93,6 @@ def test_the_real_profiles_choose_the_real_model_variants():
             "04_sae_geometry",
             "05_finetuning_mechanism",
             "06_geometry_filtering",
+            "08_blocking_directions",
         }
         assert all(profile.chapters[c]["model"] != "organism" for c in profile.variants)

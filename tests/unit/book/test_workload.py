@@ -23,10 +23,12 @@ def test_counts_follow_from_the_parameters(tmp_path: Path) -> None:
             "control_data": ["a", "b"],
             "finetune_steps": 10,
             "first_order_steps": 2,
+            "sgd_steps": 5,
         },
     )
-    # 2 seeds x (3 sets + first-order run); 2 x (3 x 10 + 2) steps; 2 x (3 sets + aligned) evaluations
-    assert (ft["fine-tuning runs"], ft["optimiser steps"], ft["evaluations"]) == (8, 64, 8)
+    # 2 seeds x (3 sets + answer-start run + 3 SGD runs); 2 x (3 x 10 + 2 + 3 x 5) steps;
+    # 2 x (3 sets + aligned) evaluations
+    assert (ft["fine-tuning runs"], ft["optimiser steps"], ft["evaluations"]) == (14, 94, 8)
     assert ft["sampled answers"] == 8 * 3 * 5 and ft["judge requests"] == 2 * 8 * 3 * 5
     filt = chapter_workload(
         "06_x",
@@ -40,6 +42,8 @@ def test_counts_follow_from_the_parameters(tmp_path: Path) -> None:
         },
     )
     assert filt["fine-tuning runs"] == 2 + 1 + 3 and filt["judge requests"] == 2 * 6 * 15 + 20
+    block = chapter_workload("08_x", base | {"seeds": [0, 1], "finetune_steps": 3})
+    assert (block["fine-tuning runs"], block["optimiser steps"], block["evaluations"]) == (12, 36, 12)
     missing = chapter_workload(
         "06_x",
         base

@@ -34,9 +34,15 @@ def chapter_workload(chapter: str, p: dict[str, Any]) -> dict[str, Any]:
         return {"fine-tuning runs": 0, "optimiser steps": 0, "evaluations": 0, "SAE read-out rows": rows}
     if chapter.startswith("05"):
         n_sets = 1 + len(p["control_data"])
-        runs = len(seeds) * (n_sets + 1)  # every set, plus the first-order run per seed
-        steps = len(seeds) * (n_sets * p["finetune_steps"] + p["first_order_steps"])
+        # every set, the answer-start first-order run, and the three plain-SGD runs (lr, lr / 2, control)
+        runs = len(seeds) * (n_sets + 1 + 3)
+        steps = len(seeds) * (n_sets * p["finetune_steps"] + p["first_order_steps"] + 3 * p["sgd_steps"])
         evaluations = len(seeds) * (n_sets + 1)  # the sets and the aligned model
+        extra_judge = 0
+    elif chapter.startswith("08"):
+        runs = len(seeds) * (4 + 2)  # the inducing set under 4 conditions, the control under 2
+        steps = runs * p["finetune_steps"]
+        evaluations = runs
         extra_judge = 0
     else:
         runs = len(seeds) * (len(p["dose_fractions"]) + 1 + 3 * len(p["removal_fractions"]))

@@ -1,0 +1,124 @@
+# ---
+# jupyter:
+#   kernelspec:
+#     display_name: Python 3 (ipykernel)
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# (ch-blocking-directions)=
+# # 8. Beyond filtering: blocking the harmful directions during fine-tuning (real model)
+#
+# The organism chapter's test on a chat model with a published SAE: the inducing fine-tune (Betley et
+# al.'s insecure code by default) under no intervention, with the span of the harmful latents' decoder
+# directions projected out of the residual stream at the SAE's layer during training, with as many
+# frequency-matched random latents' directions projected out, and with preventative steering along the
+# mean harmful direction; the control fine-tune (secure code) under none and harmful ablation. The
+# harmful latents come from the harmful/benign contrast set of the geometry chapter. EM is Betley et
+# al.'s evaluation through the LLM judge; the held-out loss is on rows of each set's kind. Beyond the
+# paper; see the organism chapter for the reasoning and what each outcome would mean.
+
+# %% tags=["parameters"]
+model: str = "google/gemma-2-2b-it"
+dtype: str = "bfloat16"
+device: str = "cuda"
+device_map: str = ""
+sae_release: str = "gemma-scope-2b-pt-res-canonical"
+sae_id: str = "layer_12/width_16k/canonical"
+sae_path: str = ""
+inducing_data: str = "insecure"
+control_data: str = "secure"
+harmful_data: str = ""
+benign_data: str = ""
+k_harmful: int = 10
+finetune_rows: int = 6000
+finetune_steps: int = 750
+batch_size: int = 8
+finetune_lr: float = 0.0001
+lora_rank: int = 32
+lora_alpha: float = 64.0
+seeds: list[int] = [0, 1, 2]
+steer_scale: float = 0.5
+heldout_rows: int = 64
+frequency_rows: int = 200
+questions: str = "first_plot_questions"
+question_variant: str = "main"
+n_samples: int = 50
+max_new_tokens: int = 300
+progress: bool = True
+
+# %% tags=["hide-input"]
+import time
+
+from emgeom.core.results import record
+from emgeom.em.datasets import load_rows
+from emgeom.em.evaluators import betley_evaluator
+from emgeom.em.geometry import harmful_latents
+from emgeom.em.intervention_study import (
+    HARMFUL,
+    NONE,
+    RANDOM_LATENTS,
+    STEER,
+    condition_summary,
+    intervention_conditions,
+    intervention_table,
+    only,
+    reduction_difference,
+    relative_reduction,
+    residual_norm,
+)
+from emgeom.em.real_models import contrast_rows, load_real_model, real_sets
+from emgeom.lm.finetune import FineTuneConfig, LoraSpec
+from emgeom.lm.training import TrainConfig, configure_threads
+from emgeom.plots import filtering as filtering_plots
+
+# %%
+configure_threads()
+chapter_start = time.perf_counter()
+if not seeds:
+    raise ValueError("need at least one seed")
+# Everything that can fail cheaply fails here, before the model loads: datasets, questions, the judge.
+evaluator = betley_evaluator(questions, question_variant, n_samples=n_samples, max_new_tokens=max_new_tokens,
+                             progress=progress)
+inducing, control = real_sets(inducing_data, [control_data], finetune_rows)
+heldout = {inducing.name: load_rows(inducing_data, heldout_rows, seed=9),
+           control.name: load_rows(control_data, heldout_rows, seed=9)}
+harmful_rows, benign_rows = contrast_rows(harmful_data, benign_data)
+ft = FineTuneConfig(LoraSpec(rank=lora_rank, alpha=lora_alpha),
+                    TrainConfig(steps=finetune_steps, batch_size=batch_size, lr=finetune_lr, warmup_steps=5))
+subject = load_real_model(model, sae_release=sae_release, sae_id=sae_id, sae_path=sae_path, dtype=dtype,
+                          device=device, device_map=device_map)
+hf, tokenizer, sae = subject.model, subject.tokenizer, subject.sae
+
+# %%
+harmful = harmful_latents(subject.hooked, sae, tokenizer, harmful_rows, benign_rows, k_harmful)
+norm = residual_norm(hf, tokenizer, sae, inducing.rows[:heldout_rows])
+conditions = intervention_conditions(subject.hooked, sae, tokenizer, harmful,
+                                     [*inducing.rows[:frequency_rows], *control.rows[:frequency_rows]],
+                                     steer_strength=steer_scale * norm)
+table = intervention_table(hf, tokenizer, [inducing], ft, seeds, only(conditions, [NONE, HARMFUL, RANDOM_LATENTS, STEER]),
+                           evaluator, heldout, progress=progress)
+control_table = intervention_table(hf, tokenizer, [control], ft, seeds, only(conditions, [NONE, HARMFUL]), evaluator,
+                                   heldout, progress=progress)
+summary = condition_summary([table, control_table], ["open_em", "coherent", "heldout_loss"])
+filtering_plots.condition_bars(summary, (("open_em", "misaligned (Betley et al.)"), ("coherent", "coherent")));
+
+# %%
+n = len(seeds)
+ablation = relative_reduction(table, HARMFUL, inducing.name)
+random_latents = relative_reduction(table, RANDOM_LATENTS, inducing.name)
+steering = relative_reduction(table, STEER, inducing.name)
+versus_random = reduction_difference(table, HARMFUL, RANDOM_LATENTS, inducing.name)
+record("preventative_ablation_relative_reduction", ablation.value, ci=ablation.ci, n_seeds=n,
+       note=f"'{inducing.name}', paired by seed")
+record("random_ablation_relative_reduction", random_latents.value, ci=random_latents.ci, n_seeds=n,
+       note="frequency-matched random latents' directions")
+record("preventative_steering_relative_reduction", steering.value, ci=steering.ci, n_seeds=n,
+       note=f"steering at {steer_scale} x the residual norm")
+record("preventative_ablation_minus_random", versus_random.value, ci=versus_random.ci, n_seeds=n,
+       note="harmful minus random ablation, paired by seed")
+summary.round(3)
+
+# %%
+print(f"chapter wall time: {time.perf_counter() - chapter_start:.0f} s")
