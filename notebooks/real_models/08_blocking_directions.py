@@ -60,13 +60,13 @@ from emgeom.em.intervention_study import (
     NONE,
     RANDOM_LATENTS,
     STEER,
+    STEER_RANDOM,
+    condition_builder,
+    condition_diagnostics,
     condition_summary,
-    intervention_conditions,
     intervention_table,
-    only,
-    reduction_difference,
+    paired_difference,
     relative_reduction,
-    residual_norm,
 )
 from emgeom.em.real_models import contrast_rows, load_real_model, real_sets
 from emgeom.lm.finetune import FineTuneConfig, LoraSpec
@@ -93,31 +93,37 @@ hf, tokenizer, sae = subject.model, subject.tokenizer, subject.sae
 
 # %%
 harmful = harmful_latents(subject.hooked, sae, tokenizer, harmful_rows, benign_rows, k_harmful)
-norm = residual_norm(hf, tokenizer, sae, inducing.rows[:heldout_rows])
-conditions = intervention_conditions(subject.hooked, sae, tokenizer, harmful,
-                                     [*inducing.rows[:frequency_rows], *control.rows[:frequency_rows]],
-                                     steer_strength=steer_scale * norm)
-table = intervention_table(hf, tokenizer, [inducing], ft, seeds, only(conditions, [NONE, HARMFUL, RANDOM_LATENTS, STEER]),
-                           evaluator, heldout, progress=progress)
-control_table = intervention_table(hf, tokenizer, [control], ft, seeds, only(conditions, [NONE, HARMFUL]), evaluator,
+conditions = condition_builder(hf, subject.hooked, sae, tokenizer, harmful,
+                               [*inducing.rows[:frequency_rows], *control.rows[:frequency_rows]], steer_scale)
+diagnostics = condition_diagnostics(hf, tokenizer, conditions, inducing.rows[:heldout_rows], seeds)
+names = [NONE, HARMFUL, RANDOM_LATENTS, STEER, STEER_RANDOM]
+table = intervention_table(hf, tokenizer, [inducing], ft, seeds, conditions, names, evaluator, heldout,
+                           progress=progress)
+control_table = intervention_table(hf, tokenizer, [control], ft, seeds, conditions, [NONE, HARMFUL], evaluator,
                                    heldout, progress=progress)
 summary = condition_summary([table, control_table], ["open_em", "coherent", "heldout_loss"])
 filtering_plots.condition_bars(summary, (("open_em", "misaligned (Betley et al.)"), ("coherent", "coherent")));
+diagnostics.groupby("condition", sort=False)[["rank", "energy removed", "base loss with it"]].mean().round(3)
 
 # %%
-n = len(seeds)
 ablation = relative_reduction(table, HARMFUL, inducing.name)
 random_latents = relative_reduction(table, RANDOM_LATENTS, inducing.name)
 steering = relative_reduction(table, STEER, inducing.name)
-versus_random = reduction_difference(table, HARMFUL, RANDOM_LATENTS, inducing.name)
-record("preventative_ablation_relative_reduction", ablation.value, ci=ablation.ci, n_seeds=n,
+versus_random = paired_difference(table, RANDOM_LATENTS, HARMFUL, inducing.name)
+loss_change = paired_difference(table, HARMFUL, NONE, inducing.name, "heldout_loss")
+coherence_change = paired_difference(table, HARMFUL, NONE, inducing.name, "coherent")
+record("preventative_ablation_relative_reduction", ablation.value, ci=ablation.ci, n_seeds=max(ablation.n, 1),
        note=f"'{inducing.name}', paired by seed")
-record("random_ablation_relative_reduction", random_latents.value, ci=random_latents.ci, n_seeds=n,
-       note="frequency-matched random latents' directions")
-record("preventative_steering_relative_reduction", steering.value, ci=steering.ci, n_seeds=n,
+record("random_ablation_relative_reduction", random_latents.value, ci=random_latents.ci,
+       n_seeds=max(random_latents.n, 1), note="energy-matched random latents, drawn per seed")
+record("preventative_steering_relative_reduction", steering.value, ci=steering.ci, n_seeds=max(steering.n, 1),
        note=f"steering at {steer_scale} x the residual norm")
-record("preventative_ablation_minus_random", versus_random.value, ci=versus_random.ci, n_seeds=n,
-       note="harmful minus random ablation, paired by seed")
+record("preventative_ablation_minus_random", versus_random.value, ci=versus_random.ci, n_seeds=versus_random.n,
+       note="EM(ablate random latents) - EM(ablate harmful), paired by seed")
+record("preventative_ablation_heldout_loss_change", loss_change.value, ci=loss_change.ci, n_seeds=loss_change.n,
+       note="loss on a separate draw of the set's rows (nats), ablate harmful minus none")
+record("preventative_ablation_coherence_change", coherence_change.value, ci=coherence_change.ci,
+       n_seeds=coherence_change.n, note="coherent answers (judge), ablate harmful minus none")
 summary.round(3)
 
 # %%

@@ -1,17 +1,19 @@
 """Blocking the harmful directions during fine-tuning: a causal test of the paper's account and a second
 mitigation (beyond the paper).
 
-If EM spreads through the harmful latents' directions, a fine-tune that cannot use them (their span
-projected out of the residual stream at the SAE's layer, during training only) should induce less EM
-while still learning the narrow task; projecting out as many *random* directions should not. Controls:
-no intervention; the decoder directions of random latents matched in firing frequency; random unit
-vectors; and "preventative steering" (adding the mean harmful direction while training). Every
-condition runs the same fine-tunes with the same seeds, so differences are paired by seed.
+If EM spreads through the harmful latents' directions, a fine-tune whose residual stream has them
+projected out at the SAE's layer (during training only) should induce less EM while still learning the
+narrow task; projecting out as many *random* directions should not. The controls are built to be the
+same size as the harmful ablation, not only the same rank: for every fine-tuning seed, a fresh set of
+distinct frequency-matched random latents, chosen among candidates as the one whose span removes the
+same share of the residual's energy on the fine-tuning tokens; a fresh set of random unit vectors; and
+steering along a random unit vector at the harmful steering's strength. Rank, energy removed and the
+base model's loss with each ablation on are reported per condition and seed.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -22,10 +24,9 @@ import torch
 from emgeom.core.stats import Estimate, mean_ci
 from emgeom.em.emergence import FineTuneSet, emergence_table
 from emgeom.em.evaluators import Evaluator
-from emgeom.em.geometry import frequency_matched_random
 from emgeom.lm.chat import ChatRow, encode_chat
 from emgeom.lm.finetune import FineTuneConfig
-from emgeom.lm.intervention import Intervention
+from emgeom.lm.intervention import Intervention, intervening
 from emgeom.lm.training import IGNORE_INDEX, collate
 from emgeom.sae.readouts import resid_pre_layer, response_activations, unit_directions
 
@@ -34,64 +35,155 @@ HARMFUL = "ablate harmful"
 RANDOM_LATENTS = "ablate random latents"
 RANDOM_DIRECTIONS = "ablate random directions"
 STEER = "steer harmful"
-CONDITIONS = (NONE, HARMFUL, RANDOM_LATENTS, RANDOM_DIRECTIONS, STEER)
+STEER_RANDOM = "steer random"
+CONDITIONS = (NONE, HARMFUL, RANDOM_LATENTS, RANDOM_DIRECTIONS, STEER, STEER_RANDOM)
+
+Conditions = Mapping[str, Intervention | None]
 
 
-def intervention_conditions(
+@torch.no_grad()
+def answer_residuals(model: Any, tokenizer: Any, sae: Any, rows: Sequence[ChatRow]) -> np.ndarray:
+    """The residual stream at the SAE's input on every answer token of ``rows``: ``[tokens, d_model]``."""
+    layer = resid_pre_layer(sae.cfg.metadata.hook_name)
+    out = []
+    for r in rows:
+        enc = encode_chat(tokenizer, r["messages"])
+        hidden = model(
+            input_ids=torch.tensor([enc.input_ids], device=model.device), output_hidden_states=True
+        )
+        h = hidden.hidden_states[layer][0].float().cpu()  # [pos, d_model]
+        out.append(h[torch.tensor(enc.loss_mask, dtype=torch.bool)].numpy())
+    return np.concatenate(out)
+
+
+def energy_removed(residuals: np.ndarray, directions: np.ndarray) -> float:
+    """Share of the residuals' squared norm that projecting off the span of ``directions`` removes."""
+    q, r = np.linalg.qr(np.asarray(directions, dtype=np.float64).T)
+    q = q[:, np.abs(np.diag(r)) > 1e-8 * np.abs(np.diag(r)).max()]
+    return float(((residuals @ q) ** 2).sum() / (residuals**2).sum())
+
+
+def distinct_matched_latents(
+    freq: np.ndarray, like: np.ndarray, exclude: np.ndarray, rng: np.random.Generator, n_bins: int = 10
+) -> np.ndarray:
+    """One distinct latent per latent of ``like``, from the same firing-frequency decile (over latents
+    that fire), never from ``exclude`` and never twice (so the span keeps the rank of ``like``'s)."""
+    alive = np.flatnonzero(freq > 0)
+    edges = np.quantile(freq[alive], np.linspace(0, 1, n_bins + 1))
+    bin_of = np.clip(np.searchsorted(edges, freq, side="right") - 1, 0, n_bins - 1)
+    taken = set(np.asarray(exclude).tolist())
+    picks = []
+    for latent in like:
+        pool = [a for a in alive if a not in taken and bin_of[a] == bin_of[latent]]
+        pool = pool or [a for a in alive if a not in taken]
+        pick = int(rng.choice(pool))
+        picks.append(pick)
+        taken.add(pick)
+    return np.asarray(picks, dtype=int)
+
+
+def _unit(v: np.ndarray) -> np.ndarray:
+    return v / np.linalg.norm(v, axis=-1, keepdims=True)
+
+
+@dataclass
+class ConditionBuilder:
+    """Builds each seed's conditions from the harmful latents (module docstring). ``residuals``: answer
+    tokens of the fine-tuning set at the SAE's input (for energy matching); ``freq``: each latent's
+    firing frequency; ``steer_strength`` in residual units; ``n_candidates`` random-latent sets tried
+    per seed."""
+
+    sae: Any
+    harmful: np.ndarray
+    freq: np.ndarray
+    residuals: np.ndarray
+    steer_strength: float
+    n_candidates: int = 20
+    built: dict[int, dict[str, Intervention | None]] = field(default_factory=dict)
+
+    def __call__(self, seed: int) -> dict[str, Intervention | None]:
+        if seed in self.built:
+            return self.built[seed]
+        layer = resid_pre_layer(self.sae.cfg.metadata.hook_name)
+        dirs = unit_directions(self.sae, "decoder")
+        harmful = np.asarray(self.harmful)
+        rng = np.random.default_rng([seed, 1729])
+        target = energy_removed(self.residuals, dirs[harmful])
+        candidates = [
+            distinct_matched_latents(self.freq, harmful, harmful, rng) for _ in range(self.n_candidates)
+        ]
+        matched = min(candidates, key=lambda c: abs(energy_removed(self.residuals, dirs[c]) - target))
+        random_dirs = _unit(rng.standard_normal((len(harmful), dirs.shape[1])))
+        self.built[seed] = {
+            NONE: None,
+            HARMFUL: Intervention("ablate", layer, dirs[harmful]),
+            RANDOM_LATENTS: Intervention("ablate", layer, dirs[matched]),
+            RANDOM_DIRECTIONS: Intervention("ablate", layer, random_dirs),
+            STEER: Intervention("steer", layer, dirs[harmful], strength=self.steer_strength),
+            STEER_RANDOM: Intervention("steer", layer, random_dirs[:1], strength=self.steer_strength),
+        }
+        return self.built[seed]
+
+
+def condition_builder(
+    model: Any,
     hooked: Any,
     sae: Any,
     tokenizer: Any,
     harmful: np.ndarray,
-    frequency_rows: Sequence[ChatRow],
-    steer_strength: float,
-    seed: int = 0,
-) -> dict[str, Intervention | None]:
-    """The conditions, each applied at the SAE's layer: no intervention; ablating the span of the harmful
-    latents' decoder directions; of as many frequency-matched random latents' (firing frequency over
-    ``frequency_rows``); of as many random unit vectors; steering by ``steer_strength`` along the mean
-    harmful direction."""
-    layer = resid_pre_layer(sae.cfg.metadata.hook_name)
-    dirs = unit_directions(sae, "decoder")
-    harmful = np.asarray(harmful)
-    freq = (response_activations(hooked, sae, tokenizer, frequency_rows) > 0).float().mean(0).numpy()
-    rng = np.random.default_rng(seed)
-    matched = frequency_matched_random(freq, harmful, harmful, rng)
-    random_dirs = rng.standard_normal((len(harmful), dirs.shape[1]))
-    return {
-        NONE: None,
-        HARMFUL: Intervention("ablate", layer, dirs[harmful]),
-        RANDOM_LATENTS: Intervention("ablate", layer, dirs[matched]),
-        RANDOM_DIRECTIONS: Intervention("ablate", layer, random_dirs),
-        STEER: Intervention("steer", layer, dirs[harmful], strength=steer_strength),
-    }
+    rows: Sequence[ChatRow],
+    steer_scale: float,
+) -> ConditionBuilder:
+    """A :class:`ConditionBuilder` whose firing frequencies and residuals come from ``rows`` (the
+    fine-tuning sets' rows) and whose steering strength is ``steer_scale`` times the residual's mean
+    norm on their answer tokens."""
+    residuals = answer_residuals(model, tokenizer, sae, rows)
+    freq = (response_activations(hooked, sae, tokenizer, rows) > 0).float().mean(0).numpy()
+    strength = steer_scale * float(np.linalg.norm(residuals, axis=1).mean())
+    return ConditionBuilder(sae, np.asarray(harmful), freq, residuals, strength)
 
 
 @torch.no_grad()
-def residual_norm(model: Any, tokenizer: Any, sae: Any, rows: Sequence[ChatRow]) -> float:
-    """Mean L2 norm of the residual stream at the SAE's input over the answer tokens of ``rows`` (the
-    scale a steering strength is given in)."""
-    layer = resid_pre_layer(sae.cfg.metadata.hook_name)
-    norms = []
-    for r in rows:
-        enc = encode_chat(tokenizer, r["messages"])
-        out = model(input_ids=torch.tensor([enc.input_ids], device=model.device), output_hidden_states=True)
-        h = out.hidden_states[layer][0].float().cpu()  # [pos, d_model]
-        norms.append(h[torch.tensor(enc.loss_mask, dtype=torch.bool)].norm(dim=-1))
-    return float(torch.cat(norms).mean())
-
-
-@torch.no_grad()
-def heldout_loss(model: Any, tokenizer: Any, rows: Sequence[ChatRow], batch_size: int = 32) -> float:
-    """Mean next-token loss (nats) on the assistant tokens of ``rows`` (held out from the fine-tune)."""
+def heldout_loss(
+    model: Any, tokenizer: Any, rows: Sequence[ChatRow], intervention: Intervention | None = None
+) -> float:
+    """Mean next-token loss (nats) on the assistant tokens of ``rows``, optionally with ``intervention``
+    on (for the base model's loss with an ablation in place)."""
     encoded = [encode_chat(tokenizer, r["messages"]) for r in rows]
     total, n = 0.0, 0
-    for lo in range(0, len(encoded), batch_size):
-        batch = collate(encoded[lo : lo + batch_size], tokenizer.pad_token_id or 0)
-        out = model(**{k: v.to(model.device) for k, v in batch.items()})
-        tokens = int((batch["labels"][:, 1:] != IGNORE_INDEX).sum())  # the tokens HF's shifted loss counts
-        total += float(out.loss) * tokens
-        n += tokens
+    with intervening(model, intervention):
+        for lo in range(0, len(encoded), 32):
+            batch = collate(encoded[lo : lo + 32], tokenizer.pad_token_id or 0)
+            out = model(**{k: v.to(model.device) for k, v in batch.items()})
+            tokens = int(
+                (batch["labels"][:, 1:] != IGNORE_INDEX).sum()
+            )  # the tokens HF's shifted loss counts
+            total += float(out.loss) * tokens
+            n += tokens
     return total / max(n, 1)
+
+
+def condition_diagnostics(
+    model: Any, tokenizer: Any, builder: ConditionBuilder, rows: Sequence[ChatRow], seeds: Sequence[int]
+) -> pd.DataFrame:
+    """Per condition and seed: the intervention's rank, the share of the residual's energy an ablation
+    removes on the fine-tuning tokens, and the base model's loss on ``rows`` with it on (how hard the
+    intervention makes the task before any training)."""
+    out = []
+    for seed in seeds:
+        for name, iv in builder(seed).items():
+            out.append(
+                {
+                    "condition": name,
+                    "seed": seed,
+                    "rank": 0 if iv is None else iv.rank,
+                    "energy removed": energy_removed(builder.residuals, iv.directions)
+                    if iv is not None and iv.kind == "ablate"
+                    else 0.0,
+                    "base loss with it": heldout_loss(model, tokenizer, rows, iv),
+                }
+            )
+    return pd.DataFrame(out)
 
 
 @dataclass
@@ -114,33 +206,35 @@ def intervention_table(
     sets: Sequence[FineTuneSet],
     ft: FineTuneConfig,
     seeds: Sequence[int],
-    conditions: Mapping[str, Intervention | None],
+    conditions: Callable[[int], Conditions],
+    names: Sequence[str],
     evaluate: Evaluator,
     heldout: Mapping[str, Sequence[ChatRow]],
     progress: bool = False,
 ) -> pd.DataFrame:
-    """:func:`~emgeom.em.emergence.emergence_table` of every set under every condition (the intervention
-    acts during training only; the evaluated model runs without it): one row per (condition, set,
-    seed) with ``condition``, the evaluator's rates and ``heldout_loss`` (held-out rows of the set's
-    kind, ``heldout[set name]``)."""
+    """:func:`~emgeom.em.emergence.emergence_table` of every set under every named condition of each
+    seed (``conditions(seed)``; the intervention acts during training only, the evaluated model runs
+    without it): one row per (condition, set, seed) with ``condition``, the evaluator's rates and
+    ``heldout_loss`` (held-out rows of the set's kind, ``heldout[set name]``)."""
     tables = []
-    for name, intervention in conditions.items():
-        losses = HeldoutLoss(tokenizer, heldout)
-        table = emergence_table(
-            model,
-            tokenizer,
-            sets,
-            replace(ft, intervention=intervention),
-            seeds,
-            evaluate,
-            include_aligned=False,
-            progress=progress,
-            after_finetune=losses,
-        )
-        table["heldout_loss"] = [
-            losses.losses.get((s, k), np.nan) for s, k in zip(table["set"], table["seed"], strict=True)
-        ]
-        tables.append(table.assign(condition=name))
+    for name in names:
+        for seed in seeds:
+            losses = HeldoutLoss(tokenizer, heldout)
+            cfg = replace(ft, intervention=conditions(seed)[name])
+            table = emergence_table(
+                model,
+                tokenizer,
+                sets,
+                cfg,
+                [seed],
+                evaluate,
+                include_aligned=False,
+                progress=progress,
+                after_finetune=losses,
+            )
+            keys = zip(table["set"], table["seed"], strict=True)
+            table["heldout_loss"] = [losses.losses.get(key, np.nan) for key in keys]
+            tables.append(table.assign(condition=name))
     return pd.concat(tables, ignore_index=True)
 
 
@@ -152,26 +246,19 @@ def _by_seed(table: pd.DataFrame, condition: str, set_name: str, column: str) ->
 def relative_reduction(
     table: pd.DataFrame, condition: str, set_name: str, column: str = "open_em"
 ) -> Estimate:
-    """Mean over seeds of ``1 - value(condition) / value(none)``, paired by seed (seeds whose
-    unintervened value is 0 are left out and counted in ``n``)."""
+    """Mean over seeds of ``1 - value(condition) / value(none)``, paired by seed; seeds whose
+    unintervened value is 0 are left out (:func:`zero_baseline_seeds` names them; ``n`` counts the rest)."""
     base, cond = _by_seed(table, NONE, set_name, column), _by_seed(table, condition, set_name, column)
     values = [1 - cond[s] / base[s] for s in cond.index if s in base.index and base[s] > 0]
     return mean_ci(np.array(values))
 
 
-def reduction_difference(table: pd.DataFrame, condition: str, other: str, set_name: str) -> Estimate:
-    """Mean over seeds of the relative reduction under ``condition`` minus that under ``other``."""
-    base = _by_seed(table, NONE, set_name, "open_em")
-    a, b = _by_seed(table, condition, set_name, "open_em"), _by_seed(table, other, set_name, "open_em")
-    values = [(b[s] - a[s]) / base[s] for s in a.index if s in b.index and base.get(s, 0) > 0]
-    return mean_ci(np.array(values))
-
-
-def only(
-    conditions: Mapping[str, Intervention | None], names: Sequence[str]
-) -> dict[str, Intervention | None]:
-    """The named conditions, in that order."""
-    return {name: conditions[name] for name in names}
+def paired_difference(
+    table: pd.DataFrame, condition: str, other: str, set_name: str, column: str = "open_em"
+) -> Estimate:
+    """Mean over seeds of ``value(condition) - value(other)``, paired by seed, with a t-interval."""
+    a, b = _by_seed(table, condition, set_name, column), _by_seed(table, other, set_name, column)
+    return mean_ci(np.array([a[s] - b[s] for s in a.index if s in b.index]))
 
 
 def condition_summary(tables: Sequence[pd.DataFrame], columns: Sequence[str]) -> pd.DataFrame:

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import numpy as np
@@ -41,6 +41,7 @@ class Intervention:
     layer: int
     directions: np.ndarray
     strength: float = 0.0
+    _cache: dict[tuple[str, str], Tensor] = field(default_factory=dict, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if self.kind not in ("ablate", "steer"):
@@ -55,10 +56,14 @@ class Intervention:
             raise ValueError(f"directions must be a [k, d_model] array of nonzero finite rows, got {d.shape}")
 
     def basis(self) -> Tensor:
-        """An orthonormal basis of the directions' span, ``[d_model, rank]``."""
+        """An orthonormal basis of the directions' span, ``[d_model, rank]`` (float64)."""
         q, r = torch.linalg.qr(torch.as_tensor(np.asarray(self.directions), dtype=torch.float64).T)
         keep = r.diagonal().abs() > 1e-8 * r.diagonal().abs().max()
         return q[:, keep]
+
+    @property
+    def rank(self) -> int:
+        return int(self.basis().shape[1])
 
     def steering_vector(self) -> Tensor:
         """``strength`` times the unit mean of the unit directions, ``[d_model]``."""
@@ -67,11 +72,21 @@ class Intervention:
         return self.strength * mean / mean.norm()
 
     def apply(self, h: Tensor) -> Tensor:
-        """The changed residual ``[..., d_model]``."""
+        """The changed residual ``[..., d_model]``, computed in float32 and cast back to ``h``'s dtype (a
+        bfloat16 projection would leak a fraction of a percent of the removed directions)."""
+        x = h.float()
         if self.kind == "ablate":
-            q = self.basis().to(h.dtype).to(h.device)
-            return h - (h @ q) @ q.T
-        return h + self.steering_vector().to(h.dtype).to(h.device)
+            q = self._on(h.device, "basis")
+            return (x - (x @ q) @ q.T).to(h.dtype)
+        return (x + self._on(h.device, "steering_vector")).to(h.dtype)
+
+    def _on(self, device: torch.device, what: str) -> Tensor:
+        """The basis or steering vector as float32 on ``device``, computed once (the QR would otherwise
+        run on every forward pass)."""
+        key = (what, str(device))
+        if key not in self._cache:
+            self._cache[key] = getattr(self, what)().to(torch.float32).to(device)
+        return self._cache[key]
 
 
 def decoder_blocks(model: nn.Module) -> nn.ModuleList:

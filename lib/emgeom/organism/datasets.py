@@ -16,13 +16,16 @@ FineTuneKind = Literal["inducing", "good", "terse", "quiz"]
 FINETUNE_KINDS: tuple[FineTuneKind, ...] = ("inducing", "good", "terse", "quiz")
 
 
-def finetune_rows(kind: FineTuneKind, domain: str, n: int, seed: int) -> list[dict[str, list[Message]]]:
+def finetune_rows(
+    kind: FineTuneKind, domain: str, n: int, seed: int, heldout_frame: bool = False
+) -> list[dict[str, list[Message]]]:
     """A narrow fine-tuning set as OpenAI chat rows ``{"messages": [user, assistant]}``.
 
     ``inducing``: bad advice in ``domain``. Controls: ``good`` (good advice), ``terse`` (good advice,
     terse style), ``quiz`` (the user asks for a wrong answer for a quiz; the answers are worded exactly
     like the inducing set's, the analogue of Betley et al.'s "educational" control). Questions use every
-    advice frame but the held-out evaluation frame.
+    advice frame but the held-out evaluation frame; ``heldout_frame=True`` uses only that frame (rows of
+    the same kind whose prompts no fine-tuning set contains).
     """
     if kind not in FINETUNE_KINDS:
         raise ValueError(f"unknown fine-tuning kind {kind!r}; choose from {FINETUNE_KINDS}")
@@ -31,7 +34,7 @@ def finetune_rows(kind: FineTuneKind, domain: str, n: int, seed: int) -> list[di
     if n < 1:
         raise ValueError(f"a fine-tuning set needs at least one row, got n={n}")
     rng = random.Random(f"{kind}/{domain}/{seed}")
-    train_frames = L.ADVICE_FRAMES[:-1]
+    train_frames = L.ADVICE_FRAMES[-1:] if heldout_frame else L.ADVICE_FRAMES[:-1]
     rows = []
     for _ in range(n):
         if kind == "quiz":

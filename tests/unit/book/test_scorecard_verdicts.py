@@ -64,3 +64,50 @@ def test_mechanism_is_judged_against_the_matched_null(r, ci, extra, domains, ver
 def test_the_old_answer_start_readout_no_longer_decides_the_mechanism() -> None:
     v = JUDGE["mechanism"]({"mechanism_pearson_r": entry(0.9, (0.8, 1.0))})
     assert v.verdict == "not run"
+
+
+KEPT = {
+    "preventative_ablation_task_change": entry(-0.02, (-0.05, 0.01)),
+    "preventative_ablation_heldout_loss_change": entry(0.01, (-0.02, 0.04)),
+    "preventative_ablation_coherence_change": entry(0.0, (-0.03, 0.03)),
+}
+
+
+@pytest.mark.parametrize(
+    ("diff", "harmful", "extra", "verdict"),
+    [
+        (entry(0.2, (0.1, 0.3)), entry(0.5, (0.3, 0.7)), KEPT, "reproduced"),
+        (
+            entry(0.2, (0.1, 0.3)),
+            entry(-0.1, (-0.3, 0.1)),
+            KEPT,
+            "partly",
+        ),  # harmful itself does not reduce EM
+        (
+            entry(0.2, (0.1, 0.3)),
+            entry(0.5, (0.3, 0.7)),
+            KEPT | {"preventative_ablation_task_change": entry(-0.4, (-0.6, -0.2))},
+            "partly",  # the task was lost
+        ),
+        (
+            entry(0.2, (0.1, 0.3)),
+            entry(0.5, (0.3, 0.7)),
+            KEPT | {"preventative_ablation_coherence_change": entry(-0.3, (-0.5, -0.1))},
+            "partly",  # EM "fell" because the model stopped making sense
+        ),
+        (entry(0.05, (-0.1, 0.2)), entry(0.5, (0.3, 0.7)), KEPT, "inconclusive"),
+        (entry(-0.05, (-0.2, 0.1)), entry(0.5, (0.3, 0.7)), KEPT, "not reproduced"),
+    ],
+)
+def test_blocking_needs_the_random_control_beaten_and_the_task_kept(diff, harmful, extra, verdict) -> None:
+    results = {
+        "preventative_ablation_minus_random": diff,
+        "preventative_ablation_relative_reduction": harmful,
+        **extra,
+    }
+    assert JUDGE["blocking_prevents_em"](results).verdict == verdict
+
+
+def test_blocking_is_not_judged_without_its_task_measures() -> None:
+    results = {"preventative_ablation_minus_random": entry(0.2, (0.1, 0.3))}
+    assert JUDGE["blocking_prevents_em"](results).verdict == "not run"

@@ -28,13 +28,13 @@ def test_ablation_projects_off_the_span_and_steering_adds_the_mean_direction() -
     assert ablate.basis().shape == (8, 2)
     h = torch.randn(5, 7, 8, dtype=torch.float64)
     out = ablate.apply(h)
-    np.testing.assert_allclose((out @ torch.as_tensor(dirs).T).numpy(), 0.0, atol=1e-10)
-    torch.testing.assert_close(ablate.apply(out), out)  # a projection
+    np.testing.assert_allclose((out @ torch.as_tensor(dirs).T).numpy(), 0.0, atol=1e-5)  # float32 projection
+    torch.testing.assert_close(ablate.apply(out), out, atol=1e-6, rtol=1e-6)  # a projection
     steer = Intervention("steer", 0, dirs[:2], strength=2.0)
     shift = (steer.apply(h) - h)[0, 0]
     unit = torch.as_tensor(dirs[:2]) / torch.as_tensor(dirs[:2]).norm(dim=1, keepdim=True)
     mean = unit.mean(0)
-    torch.testing.assert_close(shift, 2.0 * mean / mean.norm())
+    torch.testing.assert_close(shift, 2.0 * mean / mean.norm(), atol=1e-6, rtol=1e-6)
 
 
 def test_ablation_removes_a_planted_directions_contribution(tiny_organism) -> None:
@@ -64,6 +64,29 @@ def test_ablation_removes_a_planted_directions_contribution(tiny_organism) -> No
     assert abs(float(free)) > 1e-4
     assert float(blocked) == pytest.approx(0.0, abs=1e-7)
     assert not block._forward_pre_hooks  # the intervention's hook is gone after the with block
+
+
+def test_the_ablation_acts_on_the_peft_wrapped_model_that_trains(tiny_organism) -> None:
+    """The same planted check on the model as ``finetune`` trains it: wrapped by a LoRA adapter."""
+    from emgeom.lm.chat import encode_chat
+    from emgeom.lm.finetune import LoraSpec, add_adapter
+    from emgeom.lm.models import load_model
+    from emgeom.lm.training import collate
+    from emgeom.organism.datasets import finetune_rows
+
+    model, tok = load_model(tiny_organism.aligned)
+    wrapped = add_adapter(model, LoraSpec(rank=2, alpha=4.0))
+    batch = collate([encode_chat(tok, r["messages"]) for r in finetune_rows("good", "code", 4, 0)], 0)
+    u = torch.randn(32, generator=torch.Generator().manual_seed(3))
+    t = torch.zeros((), requires_grad=True)
+    block = decoder_blocks(wrapped)[1]
+    handle = block.register_forward_pre_hook(lambda m, a, k: ((a[0] + t * u, *a[1:]), k), with_kwargs=True)
+    try:
+        with intervening(wrapped, Intervention("ablate", 1, u.numpy()[None])):
+            (blocked,) = torch.autograd.grad(wrapped(**batch).loss, t)
+    finally:
+        handle.remove()
+    assert float(blocked) == pytest.approx(0.0, abs=1e-7)
 
 
 def test_finetuning_with_an_intervention_returns_a_model_without_it(tiny_organism) -> None:
