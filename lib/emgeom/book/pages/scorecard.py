@@ -292,7 +292,8 @@ CLAIMS: tuple[Claim, ...] = (
     ),
     Claim(
         "mechanism",
-        "Fine-tuning amplifies the features nearest the target (mechanism, measured in SAE features)",
+        "Fine-tuning amplifies the features nearest the target (mechanism, measured as the residual's "
+        "projection on SAE decoder directions)",
         "{ref}`ch-finetuning-mechanism`",
         _mechanism,
     ),
