@@ -124,7 +124,7 @@ def monitoring_plot(log: pd.DataFrame) -> Figure:
 def projection_plot(results: dict[str, Any]) -> Figure:
     """Per panel (one :class:`~emgeom.em.mechanism.ProjectionResult` each): every alive latent's change
     of the mean residual projected on its unit decoder direction against its decoder cosine with the
-    target (left), and the target's r against the random-target null (right)."""
+    target (left), and the target's r against the activation-matched null (right)."""
     fig, axes = plt.subplots(len(results), 2, figsize=(9, 3.2 * len(results)), squeeze=False)
     for (label, res), (left, right) in zip(results.items(), axes, strict=True):
         use = res.alive.copy()
@@ -136,9 +136,10 @@ def projection_plot(results: dict[str, Any]) -> Figure:
             ylabel="Δ projection on own decoder direction",
             title=f"{label}: r = {res.r_projection.value:.2f}",
         )
-        right.hist(res.null_r, bins=20, color="0.7", label="random targets")
+        null = res.null_r[np.isfinite(res.null_r)]
+        right.hist(null, bins=20, color="0.7", label="activation-matched latents")
         right.axvline(res.r_projection.value, color="tab:red", lw=2, label="the target")
-        right.set(xlabel="Pearson r", ylabel="count", title="against random targets")
+        right.set(xlabel="Pearson r", ylabel="count", title="against latents as active as the target")
         right.legend(fontsize=8)
     fig.tight_layout()
     return fig
@@ -149,7 +150,7 @@ def projection_along_plot(log: pd.DataFrame) -> Figure:
     checkpoints of one fine-tune."""
     fig, ax = plt.subplots(figsize=(6.5, 3.4))
     ax.plot(log["step"], log["r (decoder projection)"], marker="o", label="target (chapter 4 rule)")
-    ax.plot(log["step"], log["null 95th pct"], linestyle="--", color="0.5", label="random targets, 95th pct")
+    ax.plot(log["step"], log["null 95th pct"], linestyle="--", color="0.5", label="matched null, 95th pct")
     ax.axhline(0, color="0.7", lw=0.8)
     ax.set(
         xlabel="fine-tuning step", ylabel="Pearson r with decoder cosine", title="Along the full fine-tune"

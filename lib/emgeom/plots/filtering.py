@@ -112,6 +112,7 @@ def condition_bars(
             ax.bar(x + offset, sub[col], width=0.4, yerr=err, capsize=3, label=label)
         ax.set_xticks(x, sub["condition"], rotation=25, ha="right")
         ax.set(ylim=(0, 1.05), ylabel="rate", title=f"fine-tuned on {set_name}")
-        ax.legend(fontsize=8)
-    fig.tight_layout()
+    handles, labels = axes[0][0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="upper center", ncols=len(labels), fontsize=9, frameon=False)
+    fig.tight_layout(rect=(0, 0, 1, 0.92))
     return fig

@@ -142,11 +142,13 @@ def regime_sweep_plot(sweep: pd.DataFrame) -> Figure:
     one line per (objective, optimiser), all at the same learning rate."""
     mean_r = sweep.groupby(["objective", "optimizer", "steps"])["pearson_r"].mean().reset_index()
     fig, ax = plt.subplots(figsize=(7, 3.6))
+    markers = {"reward": "o", "mse": "s", "ce": "^"}
     for (objective, optimizer), cell in mean_r.groupby(["objective", "optimizer"]):
         ax.plot(
             cell["steps"],
             cell["pearson_r"],
-            marker="o",
+            marker=markers.get(objective, "o"),
+            markersize=7 if optimizer == "sgd" else 5,  # SGD cells often coincide at r = 1
             linestyle="-" if optimizer == "sgd" else "--",
             label=f"{objective} + {optimizer}",
         )
