@@ -18,7 +18,7 @@ help:
 	@echo "make book [PROFILE=cpu|smoke|gpu] [ONLY='01_toy_superposition ...'] [JOBS=2]  execute chapters, build HTML"
 	@echo "make test                                  ruff, unit tests, every chapter under the smoke profile"
 	@echo "make lint                                  ruff"
-	@echo "make bench                                 scoring throughput vs a full forward pass (benchmarks/)"
+	@echo "make bench                                 scoring throughput vs a full forward pass; the last build's timeline"
 
 $(STAMP): requirements.lock pyproject.toml
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "emgeom needs Python >= 3.11, found " + sys.version.split()[0]'
@@ -46,6 +46,7 @@ unit: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/score_throughput.py
+	$(BIN)/python benchmarks/build_times.py
 
 lint: $(STAMP)
 	$(BIN)/ruff check lib tests notebooks benchmarks

@@ -1,0 +1,40 @@
+"""Benchmark: how the last `make book` used the machine, from its run report.
+
+    .venv/bin/python benchmarks/build_times.py [--report _build/report.json]
+
+Prints each executed chapter's start offset and wall time, the span from the first start to the last
+end, and the mean number of chapters running at once. Run it after a cold build (an empty `_build/`)
+to see the whole build; chapters the runner found cached did not run and are not counted. The time to
+install the venv and to build the HTML is outside the report (time `make book` itself for that).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from emgeom.book.timeline import build_timeline
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--report", type=Path, default=Path("_build/report.json"))
+    args = parser.parse_args()
+    if not args.report.exists():
+        raise SystemExit(f"no run report at {args.report}: run `make book` first")
+    timeline = build_timeline(json.loads(args.report.read_text()))
+    if not timeline.chapters:
+        raise SystemExit("the last run executed no chapter (all cached): remove _build/ for a cold build")
+    first = timeline.chapters[0].start
+    print(f"profile {timeline.profile}: {len(timeline.chapters)} chapters executed")
+    for c in timeline.chapters:
+        print(f"  {c.chapter:<28} start +{(c.start - first).total_seconds():7.1f} s   {c.seconds:7.1f} s")
+    print(
+        f"span {timeline.span_seconds / 60:.1f} min; chapter time {timeline.busy_seconds / 60:.1f} min; "
+        f"mean chapters running at once {timeline.mean_busy:.2f}"
+    )
+
+
+if __name__ == "__main__":
+    main()
