@@ -24,6 +24,7 @@ import torch
 from emgeom.core.stats import Estimate, mean_ci
 from emgeom.em.emergence import FineTuneSet, emergence_table
 from emgeom.em.evaluators import Evaluator
+from emgeom.em.mechanism import hf_answer_residuals
 from emgeom.lm.chat import ChatRow, encode_chat
 from emgeom.lm.finetune import FineTuneConfig
 from emgeom.lm.intervention import Intervention, intervening
@@ -41,19 +42,10 @@ CONDITIONS = (NONE, HARMFUL, RANDOM_LATENTS, RANDOM_DIRECTIONS, STEER, STEER_RAN
 Conditions = Mapping[str, Intervention | None]
 
 
-@torch.no_grad()
 def answer_residuals(model: Any, tokenizer: Any, sae: Any, rows: Sequence[ChatRow]) -> np.ndarray:
     """The residual stream at the SAE's input on every answer token of ``rows``: ``[tokens, d_model]``."""
     layer = resid_pre_layer(sae.cfg.metadata.hook_name)
-    out = []
-    for r in rows:
-        enc = encode_chat(tokenizer, r["messages"])
-        hidden = model(
-            input_ids=torch.tensor([enc.input_ids], device=model.device), output_hidden_states=True
-        )
-        h = hidden.hidden_states[layer][0].float().cpu()  # [pos, d_model]
-        out.append(h[torch.tensor(enc.loss_mask, dtype=torch.bool)].numpy())
-    return np.concatenate(out)
+    return torch.cat(list(hf_answer_residuals(model, tokenizer, rows, layer))).numpy()
 
 
 def energy_removed(residuals: np.ndarray, directions: np.ndarray) -> float:

@@ -8,12 +8,13 @@ SAE's nonlinearity (what "the feature fires more" means)."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import torch
+from jaxtyping import Float
 from torch import Tensor
 
 from emgeom.core.stats import Estimate, bootstrap_pearson, fitted_slope, pearson_r
@@ -174,20 +175,29 @@ class TokenReadout:
 
 
 @torch.no_grad()
+def hf_answer_residuals(
+    model: Any, tokenizer: Any, rows: Sequence[ChatRow], layer: int, batch_size: int = 32
+) -> Iterator[Float[Tensor, "tokens d_model"]]:
+    """The residual stream entering block ``layer`` on the assistant-answer tokens of ``rows``
+    (teacher-forced), read from a Hugging Face model's hidden states in right-padded, length-bucketed
+    batches (causal attention keeps padding from touching real tokens): one float32 CPU tensor per batch."""
+    windows = answer_windows(tokenizer, rows, context_length(model) or 1024, keep="start")
+    for _, tokens, mask in length_batches(windows, batch_size, pad_id(tokenizer)):
+        out = model(input_ids=tokens.to(model.device), output_hidden_states=True)
+        yield out.hidden_states[layer].float().cpu()[mask]
+
+
+@torch.no_grad()
 def hf_answer_token_readout(
     model: Any, tokenizer: Any, sae: Any, rows: Sequence[ChatRow], batch_size: int = 32
 ) -> TokenReadout:
-    """Read ``sae`` on the assistant-answer tokens of ``rows`` (teacher-forced: the answers are given,
-    not sampled) from a Hugging Face model's hidden states at the SAE's input, in right-padded batches
-    (causal attention keeps padding from touching real tokens)."""
+    """Read ``sae`` on the assistant-answer tokens of ``rows`` (:func:`hf_answer_residuals` at the SAE's
+    input): means over the tokens, and which latents fired."""
     layer = resid_pre_layer(sae.cfg.metadata.hook_name)
-    windows = answer_windows(tokenizer, rows, context_length(model) or 1024, keep="start")
     d_sae = int(sae.cfg.d_sae)
     resid_sum, pre_sum, post_sum = 0.0, torch.zeros(d_sae), torch.zeros(d_sae)
     active, n = torch.zeros(d_sae, dtype=torch.bool), 0
-    for _, tokens, mask in length_batches(windows, batch_size, pad_id(tokenizer)):
-        out = model(input_ids=tokens.to(model.device), output_hidden_states=True)
-        resid = out.hidden_states[layer].float().cpu()[mask]  # [answer tokens, d_model]
+    for resid in hf_answer_residuals(model, tokenizer, rows, layer, batch_size):  # [answer tokens, d_model]
         if resid.shape[1] != int(sae.cfg.d_in):
             raise ValueError(
                 f"the SAE reads width {sae.cfg.d_in}, the model's residual stream is {resid.shape[1]}"
