@@ -149,6 +149,8 @@ if real is not None:
     record("apply_real_samples_per_second", real_report["samples_per_second"],
            note=f"{real_report['rows']} rows of {real.name}, organism, 1 thread")
     print(check_kept_lines(work / "real.jsonl", work / "real_kept.jsonl", real_report))
+else:  # recorded as not measured (n/a), so the page and the scorecard say the part was skipped
+    record("apply_real_samples_per_second", float("nan"), note=f"not measured: {real_data} could not be had")
 
 # %% [markdown]
 # ## Speed
