@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from scipy import stats as sps
@@ -86,3 +88,12 @@ def wilson(successes: int, n: int, z: float = 1.959964) -> Estimate:
     centre = (p + z * z / (2 * n)) / (1 + z * z / n)
     half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
     return Estimate(p, max(0.0, centre - half), min(1.0, centre + half), n)
+
+
+def paired_relative_reduction(base: Mapping[Any, float], treated: Mapping[Any, float]) -> Estimate:
+    """Mean over the replicates (e.g. seeds) in both of ``1 - treated / base``, paired, with a t-interval;
+    replicates whose ``base`` is 0 or less have nothing to reduce and are left out (``n`` counts the
+    rest). Accepts dicts or pandas Series indexed by replicate."""
+    keys = treated.keys()  # not `for k in treated`: iterating a pandas Series yields its values
+    values = [1 - treated[k] / base[k] for k in keys if k in base and base[k] > 0]
+    return mean_ci(np.array(values))

@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from emgeom.core.stats import Estimate, mean_ci
+from emgeom.core.stats import Estimate, mean_ci, paired_relative_reduction
 from emgeom.em.emergence import FineTuneSet, emergence_table
 from emgeom.em.evaluators import Evaluator
 from emgeom.em.mechanism import hf_answer_residuals
@@ -241,8 +241,7 @@ def relative_reduction(
     """Mean over seeds of ``1 - value(condition) / value(none)``, paired by seed; seeds whose
     unintervened value is 0 are left out (:func:`zero_baseline_seeds` names them; ``n`` counts the rest)."""
     base, cond = _by_seed(table, NONE, set_name, column), _by_seed(table, condition, set_name, column)
-    values = [1 - cond[s] / base[s] for s in cond.index if s in base.index and base[s] > 0]
-    return mean_ci(np.array(values))
+    return paired_relative_reduction(base, cond)
 
 
 def paired_difference(

@@ -11,7 +11,7 @@ import pandas as pd
 from tqdm import tqdm
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
-from emgeom.core.stats import Estimate, mean_ci
+from emgeom.core.stats import Estimate, mean_ci, paired_relative_reduction
 from emgeom.em.evaluators import Evaluator
 from emgeom.filtering.scoring import detection_quality, removal_mask
 from emgeom.lm.chat import ChatRow
@@ -141,8 +141,7 @@ def relative_reduction(table: pd.DataFrame, method: str, fraction: float) -> Est
     sub = table[(table["method"] == method) & (np.isclose(table["fraction"], fraction))].set_index("seed")[
         "open_em"
     ]
-    values = [1 - sub[s] / base[s] for s in sub.index if s in base.index and base[s] > 0]
-    return mean_ci(np.array(values))
+    return paired_relative_reduction(base, sub)
 
 
 def reduction_difference(table: pd.DataFrame, method: str, other: str, fraction: float) -> Estimate:

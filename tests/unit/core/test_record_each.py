@@ -24,3 +24,15 @@ def test_records_every_key_with_its_interval(tmp_path, monkeypatch) -> None:
 def test_a_template_without_a_slot_is_refused() -> None:
     with pytest.raises(ValueError, match="needs a"):
         results.record_each("gap", {"health": Estimate(0.5, 0.4, 0.6, 3)})
+
+
+def test_paired_relative_reduction_pairs_replicates_and_skips_zero_baselines() -> None:
+    import pandas as pd
+
+    from emgeom.core.stats import paired_relative_reduction
+
+    base = pd.Series({0: 0.4, 1: 0.5, 2: 0.0})
+    treated = pd.Series({0: 0.1, 1: 0.25, 2: 0.1, 3: 0.2})  # seed 3 has no baseline, seed 2 nothing to reduce
+    e = paired_relative_reduction(base, treated)
+    assert e.value == pytest.approx((0.75 + 0.5) / 2) and e.n == 2
+    assert paired_relative_reduction({0: 0.4}, {0: 0.2}).value == pytest.approx(0.5)
