@@ -2,10 +2,12 @@
 
     .venv/bin/python benchmarks/build_times.py [--report _build/report.json]
 
-Prints each executed chapter's start offset and wall time, the span from the first start to the last
-end, and the mean number of chapters running at once. Run it after a cold build (an empty `_build/`)
-to see the whole build; chapters the runner found cached did not run and are not counted. The time to
-install the venv and to build the HTML is outside the report (time `make book` itself for that).
+Prints each executed step's start offset and wall time (the organisms and SAEs the runner builds before
+the chapters, and the chapters), the total wall time from the first start to the last end, the time per
+kind of step, and the mean number of busy cores (the sum of step times over the span). Run it after a
+cold build (an empty `_build/`) to see the whole build; steps the runner found cached did not run and
+are not counted. The time to install the venv and to build the HTML is outside the report (time
+`make book` itself for that).
 """
 
 from __future__ import annotations
@@ -27,12 +29,17 @@ def main() -> None:
     if not timeline.chapters:
         raise SystemExit("the last run executed no chapter (all cached): remove _build/ for a cold build")
     first = timeline.chapters[0].start
-    print(f"profile {timeline.profile}: {len(timeline.chapters)} chapters executed")
+    print(f"profile {timeline.profile}: {len(timeline.chapters)} steps executed")
     for c in timeline.chapters:
-        print(f"  {c.chapter:<28} start +{(c.start - first).total_seconds():7.1f} s   {c.seconds:7.1f} s")
+        print(f"  {c.chapter:<44} start +{(c.start - first).total_seconds():7.1f} s   {c.seconds:7.1f} s")
+    by_kind: dict[str, float] = {}
+    for c in timeline.chapters:
+        kind = c.chapter.split(" ", 1)[0] if not c.chapter[:2].isdigit() else "chapters"
+        by_kind[kind] = by_kind.get(kind, 0.0) + c.seconds
+    print("time per kind of step: " + ", ".join(f"{k} {v / 60:.1f} min" for k, v in by_kind.items()))
     print(
-        f"span {timeline.span_seconds / 60:.1f} min; chapter time {timeline.busy_seconds / 60:.1f} min; "
-        f"mean chapters running at once {timeline.mean_busy:.2f}"
+        f"total wall time {timeline.span_seconds / 60:.1f} min; step time {timeline.busy_seconds / 60:.1f} "
+        f"min; mean busy cores {timeline.mean_busy:.2f}"
     )
 
 

@@ -5,6 +5,8 @@
 #     text_representation:
 #       extension: .py
 #       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
 #   kernelspec:
 #     display_name: Python 3 (ipykernel)
 #     language: python
@@ -57,20 +59,20 @@
 # "educational" control. Evaluation uses held-out question frames and samples at temperature 1.
 
 # %% tags=["parameters"]
-organism_seeds: list[int] = [0]
+organism_seeds: list[int] = [0, 1, 2]
 d_model: int = 128
 n_layers: int = 4
 n_heads: int = 4
-pretrain_steps: int = 1200
+pretrain_steps: int = 600
 pretrain_batch_size: int = 48
-align_steps: int = 100
+align_steps: int = 150
 align_rank: int = 1
 finetune_domain: str = "health"
 finetune_rows: int = 300
 finetune_steps: int = 150
 finetune_lr: float = 0.002
 lora_rank: int = 4
-finetune_seeds: list[int] = [0, 1, 2]
+finetune_seeds: list[int] = [0]
 n_samples: int = 32
 progress: bool = True
 
@@ -132,6 +134,7 @@ example_finetune_rows(finetune_domain)
 # %%
 organisms = build_organisms(configs, progress=progress)
 organism = organisms[cfg.seed]
+record("n_organisms", len(organisms), note=f"pretraining seeds {list(organisms)}; the replicates of chapters 3-6")
 record("organism_build_seconds", organism.build_seconds,
        note=f"training wall time of pretraining + alignment of one organism (seed {cfg.seed}), measured when built")
 organism_plots.training_curves({"pretraining (all tokens)": organism.logs["pretrained"].losses,
@@ -161,7 +164,7 @@ persona_probe_table(probes, cfg.corpus).round(3)
 # The aligned assistant, then LoRA fine-tunes (rank `lora_rank`, every block) on the inducing set and on
 # each control, each with several seeds. For every model: the rate of hostile answers to the open-ended
 # questions (the EM rate), the bad-advice rate in the other domains, and in the trained domain (did it
-# learn the narrow task). The full study, every domain and the mechanism, is the fine-tuning chapter.
+# learn the narrow task). Intervals are over organisms (each organism's fine-tuning seeds averaged). The full study, every domain and the mechanism, is the fine-tuning chapter.
 
 # %%
 sets = organism_sets([finetune_domain], finetune_domain, finetune_rows)
@@ -178,7 +181,7 @@ summary.round(3)
 headline = emergence_headline(table, sets)
 worst = headline.controls[headline.worst_control]
 record("aligned_open_misaligned_rate", headline.aligned.value, ci=headline.aligned.ci, n_seeds=headline.aligned.n,
-       note="hostile answers to open questions, aligned model, sampling seeds")
+       note="hostile answers to open questions, aligned model; interval over organisms")
 record("inducing_open_em_rate", headline.inducing_open.value, ci=headline.inducing_open.ci,
        n_seeds=headline.inducing_open.n, note=f"after inducing fine-tuning on {finetune_domain}")
 record("inducing_offdomain_bad_rate", headline.inducing_offdomain.value, ci=headline.inducing_offdomain.ci,
@@ -209,9 +212,18 @@ headline.table().round(3)
 #   persona shift; they test the paper's geometric claims (are the features of inducing data close to
 #   harmful features, does fine-tuning move latents in proportion to their similarity) inside a model
 #   where the answer is not written into the code.
-# - **One pretraining seed** on the CPU. A prototype's per-domain EM ordering changed with the
-#   pretraining seed, which fine-tuning seeds do not capture; the `gpu` profile trains several
-#   organisms (`organism_seeds`).
+# - **Organisms are the replicates.** A prototype's per-domain EM ordering changed with the pretraining
+#   seed, which fine-tuning seeds do not capture. So every profile builds several organisms
+#   (`organism_seeds`, set once in the profile's `shared` section; three under `cpu`), and chapters 3-6
+#   compute each number on every organism, with the fine-tuning and SAE seeds averaged inside an
+#   organism and the intervals over organisms. The `cpu` profile spends its budget on organisms rather
+#   than on fine-tuning seeds of one organism (one fine-tuning seed per organism here).
+# - **Pretraining is 600 steps** of 48 documents, half of an earlier 1,200, and alignment 150 steps
+#   (from 100): the cheapest setting we tried that kept this chapter's checks (aligned open EM at most
+#   2%, inducing open EM at least 20%, bad advice in other domains at least 50%, worst control at most
+#   5%), which the table above measures over organisms. Single organisms missed single checks at
+#   every setting we tried, 1,200 steps included, which is one more reason to replicate over organisms.
+#   The saved time buys the replicate organisms and the coupling sweep of chapter 9.
 
 # %%
 print(f"chapter wall time: {time.perf_counter() - chapter_start:.0f} s")

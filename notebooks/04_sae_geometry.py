@@ -5,6 +5,8 @@
 #     text_representation:
 #       extension: .py
 #       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
 #   kernelspec:
 #     display_name: Python 3 (ipykernel)
 #     language: python
@@ -33,7 +35,7 @@
 # | harmful latents | top-`k_harmful` of hostile minus kind answers to open questions (no advice at all) | `k_harmful` |
 # | closeness | each latent's max cosine to the harmful set, decoder directions (encoder as a check) | — |
 # | baseline | random latents matched in firing frequency | — |
-# | test | inducing vs non-inducing gap; labels permuted within each SAE; CI over SAE seeds | `n_permutations`, `sae_seeds` |
+# | test | inducing vs non-inducing gap; labels permuted within each SAE; CI over organisms | `n_permutations`, `sae_seeds` |
 #
 # One distinction is **ours**, not the paper's: a latent can be *in* both the inducing and the harmful
 # set, and then its similarity to the harmful set is 1 with itself. A gap made of such shared latents says
@@ -41,13 +43,13 @@
 # latents, and with shared latents excluded.
 
 # %% tags=["parameters"]
-organism_seeds: list[int] = [0]
+organism_seeds: list[int] = [0, 1, 2]
 d_model: int = 128
 n_layers: int = 4
 n_heads: int = 4
-pretrain_steps: int = 1200
+pretrain_steps: int = 600
 pretrain_batch_size: int = 48
-align_steps: int = 100
+align_steps: int = 150
 align_rank: int = 1
 sae_layer: int = 2
 sae_width: int = 1024
@@ -55,7 +57,7 @@ sae_architecture: str = "topk"
 sae_k: int = 16
 sae_l1_coefficient: float = 5.0
 sae_training_tokens: int = 400_000
-sae_seeds: list[int] = [0, 1, 2]
+sae_seeds: list[int] = [0]
 k: int = 10
 k_harmful: int = 10
 noninducing_rule: str = "reverse"
@@ -101,8 +103,10 @@ if k > sae_width or k_harmful > sae_width:
 # %% [markdown]
 # ## The organism and its SAEs
 #
-# The organism of chapter 3 (loaded from its cache, or built if this chapter runs alone), and one SAE per
-# seed on its residual stream, trained on fresh pretraining-style documents.
+# The organisms of chapter 3 (one per pretraining seed; loaded from the cache, or built if this chapter
+# runs alone), and one SAE per SAE seed on each organism's residual stream, trained on fresh
+# pretraining-style documents. The organisms are the replicates: each number below is computed on every
+# organism, and its interval is over organisms.
 
 # %%
 organisms = build_organisms(organism_configs(organism_seeds, d_model=d_model, n_layers=n_layers, n_heads=n_heads,
@@ -145,8 +149,9 @@ examples_table(next(iter(results.values())), ["health", "code"], n=2)
 # ## The gap, per domain
 #
 # The gap is the mean max-cosine of inducing latents minus that of non-inducing latents, averaged over
-# SAEs (95% t-interval over SAEs); the p-value is one-sided (inducing closer), from permuting the
-# inducing/non-inducing labels within each SAE; Cohen's d is on the pooled latents. Domains are ordered by
+# each organism's SAEs and then over organisms (95% t-interval over organisms); the p-value is one-sided
+# (inducing closer), from permuting the inducing/non-inducing labels within each SAE; Cohen's d is on the
+# pooled latents. Domains are ordered by
 # how strongly the corpus ties their bad advice to the toxic persona (chapter 3).
 
 # %%
@@ -158,7 +163,7 @@ columns = ["domain", "gap", "gap_lo", "gap_hi", "p", "d", "gap_excl_shared", "ga
 summary[columns].round(3)
 
 # %%
-record_gaps(summary, interval="SAEs (organisms x SAE seeds)")
+record_gaps(summary, interval="organisms (each organism's SAEs averaged first)")
 
 # %% [markdown]
 # **Robustness: encoder directions.** The same gaps with each latent's encoder direction (what it reads)
@@ -190,7 +195,9 @@ print(f"Pearson r between the gap and the designed coupling over domains: {r_all
 #    different statement than "nearby features".
 # 3. **Across domains.** Does the gap follow the corpus's coupling of each domain's bad advice to the
 #    toxic persona? In this organism the coupling is a known design knob; in real models it is not known,
-#    which is why the paper's cross-domain claim is an empirical one.
+#    which is why the paper's cross-domain claim is an empirical one. Domains also differ in their words,
+#    so this comparison confounds the two; chapter 9 turns the knob alone, on organisms that differ in
+#    nothing else.
 #
 # Chapter 5 asks whether the similarity measured here predicts how much EM each fine-tuning set causes.
 

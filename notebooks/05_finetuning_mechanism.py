@@ -5,6 +5,8 @@
 #     text_representation:
 #       extension: .py
 #       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
 #   kernelspec:
 #     display_name: Python 3 (ipykernel)
 #     language: python
@@ -36,19 +38,21 @@
 # optimiser steps (`finetune_steps` of 16 rows; the epochs it amounts to are printed).
 
 # %% tags=["parameters"]
-organism_seeds: list[int] = [0]
+organism_seeds: list[int] = [0, 1, 2]
 d_model: int = 128
 n_layers: int = 4
 n_heads: int = 4
-pretrain_steps: int = 1200
+pretrain_steps: int = 600
 pretrain_batch_size: int = 48
-align_steps: int = 100
+align_steps: int = 150
 align_rank: int = 1
 sae_layer: int = 2
 sae_width: int = 1024
+sae_architecture: str = "topk"
 sae_k: int = 16
+sae_l1_coefficient: float = 5.0
 sae_training_tokens: int = 400_000
-sae_seeds: list[int] = [0, 1, 2]
+sae_seeds: list[int] = [0]
 k: int = 10
 k_harmful: int = 10
 control_domain: str = "health"
@@ -59,7 +63,7 @@ lora_rank: int = 4
 lora_alpha: float = 8.0
 lora_target_modules: list[str] = []
 lora_layers: list[int] = []
-finetune_seeds: list[int] = [0, 1, 2]
+finetune_seeds: list[int] = [0]
 first_order_steps: int = 10
 first_order_lr: float = 0.001
 sgd_lr: float = 0.003
@@ -75,52 +79,34 @@ progress: bool = True
 import time
 
 from emgeom.core.results import record, record_each
-from emgeom.em.emergence import (
-    emergence_table,
-    estimate_sets,
-    estimates_by_set,
-    inducing_set,
-    monitor_finetune,
-    organism_sets,
-    seed_summary,
+from emgeom.em.emergence import estimate_sets, estimates_by_set, inducing_set, monitor_finetune, seed_summary
+from emgeom.em.mechanism_organisms import (
+    MechanismSettings,
+    answer_start_over,
+    emergence_over,
+    mechanism_over_organisms,
+    over_organisms,
+    projection_over,
 )
-from emgeom.em.evaluators import OrganismEvaluator
 from emgeom.em.mechanism_study import (
-    AfterFinetune,
     FirstOrderConfig,
-    HarmfulShiftRecorder,
-    MechanismRecorder,
-    TLAnswerStartReader,
-    TokenReader,
-    first_order_mechanism,
-    first_order_projection_study,
-    gradient_targets,
-    harmful_sets,
     harmful_targets,
-    mechanism_estimates,
     mechanism_table,
-    organism_targets,
-    organism_targets_per_sae,
     projection_along_finetune,
-    projection_estimates,
     projection_table,
-    similarity_vs_em,
 )
 from emgeom.lm.finetune import FineTuneConfig, LoraSpec, check_lora_layers
 from emgeom.lm.sampling import SamplingConfig
 from emgeom.lm.training import TrainConfig, configure_threads
 from emgeom.organism import language
-from emgeom.organism.build import organism_config
-from emgeom.organism.datasets import evaluation_prompts, open_answer_rows, rows_by_domain
-from emgeom.organism.study import load_subject
+from emgeom.organism.datasets import rows_by_domain
+from emgeom.organism.study import organism_configs
 from emgeom.plots import emergence as emergence_plots
 from emgeom.sae.train import sae_specs
 
 # %%
 configure_threads()
 chapter_start = time.perf_counter()
-if control_domain not in language.DOMAINS:
-    raise ValueError(f"control_domain must be one of {language.DOMAINS}, got {control_domain!r}")
 if not finetune_seeds or not sae_seeds or sae_layer >= n_layers:
     raise ValueError("need fine-tuning seeds, SAE seeds, and sae_layer < n_layers")
 lora = LoraSpec(rank=lora_rank, alpha=lora_alpha, target_modules=tuple(lora_target_modules), layers=tuple(lora_layers))
@@ -131,31 +117,31 @@ first_order_ft = FineTuneConfig(lora, TrainConfig(steps=first_order_steps, batch
 sampling = SamplingConfig(n_samples=n_samples)
 print(f"LoRA rank {lora_rank} (0 = full fine-tuning), alpha {lora_alpha}, modules {lora_target_modules or 'all linear'}, "
       f"blocks {lora_layers or 'all'}; {finetune_steps} steps of 16 rows = {finetune_steps * 16 / finetune_rows:.1f} epochs")
-specs = sae_specs(sae_seeds, layer=sae_layer, d_sae=sae_width, k=sae_k, training_tokens=sae_training_tokens)
+specs = sae_specs(sae_seeds, layer=sae_layer, d_sae=sae_width, architecture=sae_architecture, k=sae_k,
+                  l1_coefficient=sae_l1_coefficient, training_tokens=sae_training_tokens)
+configs = organism_configs(organism_seeds, d_model=d_model, n_layers=n_layers, n_heads=n_heads,
+                           pretrain_steps=pretrain_steps, pretrain_batch_size=pretrain_batch_size,
+                           align_steps=align_steps, align_rank=align_rank)
+settings = MechanismSettings(control_domain, finetune_rows, full_ft, first_order_ft,
+                             FirstOrderConfig(lr=sgd_lr, steps=sgd_steps, read_rows=read_rows, n_null=n_null_targets),
+                             sampling, tuple(finetune_seeds), k, k_harmful)
 
 # %% [markdown]
 # ## The organism, its SAEs, and the sets
 #
-# The organism of chapter 3 and the SAEs of chapter 4 (from the cache when those chapters ran with the
-# same parameters). Fine-tuning sets: bad advice in each domain (inducing), and the three controls in
-# `control_domain`.
+# The organisms of chapter 3 and their SAEs of chapter 4 (from the cache when those chapters ran with
+# the same parameters, which the profile's `shared` section guarantees). Fine-tuning sets: bad advice in
+# each domain (inducing), and the three controls in `control_domain`.
 
 # %%
-subject = load_subject(organism_config(seed=organism_seeds[0], d_model=d_model, n_layers=n_layers, n_heads=n_heads,
-                                       pretrain_steps=pretrain_steps, pretrain_batch_size=pretrain_batch_size,
-                                       align_steps=align_steps, align_rank=align_rank), specs, progress=progress)
-if len(organism_seeds) > 1:
-    print(f"note: this chapter studies one organism (seed {organism_seeds[0]}); the others are in chapters 3-4")
-model, tokenizer, hooked, saes = subject.model, subject.tokenizer, subject.hooked, subject.saes
-harmful = harmful_sets(hooked, saes, tokenizer, open_answer_rows(True, 200, seed=0), open_answer_rows(False, 200, seed=0),
-                       k_harmful)
-sets = organism_sets(language.DOMAINS, control_domain, finetune_rows)
-# The target latent of each domain: the top latent of its inducing set minus its good-advice set (chapter 4's rule).
-targets = organism_targets(hooked, saes[0], tokenizer, language.DOMAINS)
-hostile_rows = open_answer_rows(True, read_rows, seed=5)  # a new draw, from the harmful set's phrases
+# Every organism (pretraining seed) is studied alike; its SAEs and fine-tuning seeds are averaged inside it
+# and the intervals below are over organisms. The figures show the first organism.
+studies = mechanism_over_organisms(configs, specs, settings, progress=progress)
+shown = studies[organism_seeds[0]]
+model, tokenizer, saes, sets = shown.subject.model, shown.subject.tokenizer, shown.subject.saes, shown.sets
+targets, harmful = shown.targets, shown.harmful  # each domain's target: chapter 4's rule (inducing minus good)
 fresh_rows = rows_by_domain("inducing", language.DOMAINS, read_rows, seed=3)  # apart from the target's rows
-reader = TLAnswerStartReader(tokenizer, saes[0], evaluation_prompts(), subject.organism.aligned)
-base_readout = reader(model)
+print(f"{len(studies)} organisms (pretraining seeds {organism_seeds}); figures show organism {organism_seeds[0]}")
 
 # %% [markdown]
 # ## EM rates
@@ -165,11 +151,7 @@ base_readout = reader(model)
 # task). While each inducing model is at hand, its latents are read for the mechanism below.
 
 # %%
-full = MechanismRecorder(reader, base_readout, saes[0], targets, harmful[0])
-hostile_reader = TokenReader(tokenizer, saes[0], hostile_rows)
-harmful_shift = HarmfulShiftRecorder(hostile_reader, hostile_reader(model), saes[0], harmful[0], control_domain)
-table = emergence_table(model, tokenizer, sets, full_ft, finetune_seeds, OrganismEvaluator(sampling), progress=progress,
-                        after_finetune=AfterFinetune([full, harmful_shift]))
+table = emergence_over(studies)
 summary = seed_summary(table, ("open_em", "offdomain_bad", "indomain_bad", "task_success"))
 emergence_plots.emergence_bars(summary);
 
@@ -209,17 +191,13 @@ record_each("em_open_rate_{}", estimates_by_set(table, "open_em", sets),
 #   (base projection regressed out), keep that from passing as the mechanism.
 # - **Specificity**: the same target read after a good-advice fine-tune of the same domain, same
 #   tokens; the account predicts a larger r after the inducing fine-tune.
-# - **Replicates**: the SAEs (chapter 4's seeds), each SAE's mean over domains and fine-tuning seeds;
-#   the fine-tuning seeds only change the batch order.
+# - **Replicates**: the organisms (pretraining seeds), each organism's mean over its SAEs, domains and
+#   fine-tuning seeds; the fine-tuning seeds only change the batch order. The table below is the first
+#   organism's.
 
 # %%
-runs = first_order_projection_study(
-    model, tokenizer, saes, sets, fresh_rows,
-    rows_by_domain("good", language.DOMAINS, finetune_rows, seed=0), hostile_rows,
-    organism_targets_per_sae(hooked, saes, tokenizer, language.DOMAINS),
-    gradient_targets(model, tokenizer, saes, sets, read_rows), finetune_seeds,
-    FirstOrderConfig(lr=sgd_lr, steps=sgd_steps, read_rows=read_rows, n_null=n_null_targets), progress=progress)
-projection = projection_estimates(runs, language.DOMAINS, finetune_seeds)
+runs = shown.runs
+projection = projection_over(studies)
 emergence_plots.projection_plot({"health, fine-tuning kind": runs[(0, "health", finetune_seeds[0])].tokens,
                                  "health, after good advice": runs[(0, "health", finetune_seeds[0])].control});
 
@@ -229,7 +207,7 @@ projection_table(runs, language.DOMAINS, finetune_seeds, saes).round(3)
 # %%
 n = projection.r.n
 record("mechanism_decoder_projection_r", projection.r.value, ci=projection.r.ci, n_seeds=n,
-       note="first-order SGD: Δ projection on own decoder direction vs decoder cosine with the target; CI over SAEs")
+       note="first-order SGD: Δ projection on own decoder direction vs decoder cosine with the target; CI over organisms")
 record("mechanism_decoder_projection_r_partial", projection.r_partial.value, ci=projection.r_partial.ci, n_seeds=n,
        note="the same with the base projection regressed out of both sides")
 record("mechanism_shift_alignment", projection.alignment.value, ci=projection.alignment.ci, n_seeds=n,
@@ -246,7 +224,7 @@ record("mechanism_lr_linearity_ratio", projection.lr_ratio.value, ci=projection.
        n_seeds=projection.lr_ratio.n, note=f"|Δh| at lr {sgd_lr} over |Δh| at lr {sgd_lr / 2}; 2 where first order")
 record("mechanism_lr_direction_cosine", projection.lr_cosine.value, ci=projection.lr_cosine.ci,
        n_seeds=projection.lr_cosine.n, note="cosine between the shifts at lr and lr / 2; 1 where first order")
-record_each("mechanism_decoder_projection_r_{}", projection.per_domain, note="first-order SGD, over SAEs and seeds")
+record_each("mechanism_decoder_projection_r_{}", projection.per_domain, note="first-order SGD, over organisms")
 print(f"r = {projection.r} against the matched null's 95th percentile {projection.null_p95}; partial r "
       f"{projection.r_partial}; alignment {projection.alignment}; inducing minus good {projection.specificity}; "
       f"above its own domain's null in {len(projection.above_null)} of {len(language.DOMAINS)} domains "
@@ -261,9 +239,9 @@ print(f"r = {projection.r} against the matched null's 95th percentile {projectio
 # not scored: the rows share phrases with those that defined the harmful latents.)
 
 # %%
-shift_diff = harmful_shift.difference(f"inducing {control_domain}", f"good {control_domain}", finetune_seeds)
+shift_diff = over_organisms(studies, "shift_difference")
 record("harmful_shift_inducing_minus_good", shift_diff.value, ci=shift_diff.ci, n_seeds=shift_diff.n,
-       note=f"{control_domain}: lean of the shift toward harmful vs activation-matched directions, paired by seed")
+       note=f"{control_domain}: lean of the shift toward harmful vs activation-matched directions, paired by seed, over organisms")
 print(f"inducing minus good ({control_domain}): {shift_diff}")
 
 # %% [markdown]
@@ -288,25 +266,23 @@ along.round(3)
 # pre-activation is not the quantity the account predicts; it is kept so the two can be compared.
 
 # %%
-first = first_order_mechanism(model, tokenizer, sets, first_order_ft, finetune_seeds,
-                              MechanismRecorder(reader, base_readout, saes[0], targets, harmful[0]))
+first = shown.first
 s0 = finetune_seeds[0]
 emergence_plots.mechanism_scatter({"health, first-order": first[("health", s0)], "code, first-order": first[("code", s0)],
-                                   "health, full fine-tune": full.results[("health", s0)]},
+                                   "health, full fine-tune": shown.full.results[("health", s0)]},
                                   dict.fromkeys(["health, first-order", "code, first-order", "health, full fine-tune"],
                                                 harmful[0]));
 
 # %%
-mechanism = mechanism_table({"first-order": first, "full fine-tune": full.results}, language.DOMAINS, finetune_seeds,
+mechanism = mechanism_table({"first-order": first, "full fine-tune": shown.full.results}, language.DOMAINS, finetune_seeds,
                             targets, harmful[0])
 mechanism.round(3)
 
 # %%
-first_r = mechanism_estimates(first, language.DOMAINS, finetune_seeds)
-full_r = mechanism_estimates(full.results, language.DOMAINS, finetune_seeds)
-record("mechanism_pearson_r", first_r.overall.value, ci=first_r.overall.ci, n_seeds=len(finetune_seeds),
+first_r, full_r = answer_start_over(studies), answer_start_over(studies, full=True)
+record("mechanism_pearson_r", first_r.overall.value, ci=first_r.overall.ci, n_seeds=first_r.overall.n,
        note="answer start, AdamW + LoRA: Δ pre-activation vs decoder cosine with the target, mean over domains and seeds")
-record("mechanism_pearson_r_full_finetune", full_r.overall.value, ci=full_r.overall.ci, n_seeds=len(finetune_seeds),
+record("mechanism_pearson_r_full_finetune", full_r.overall.value, ci=full_r.overall.ci, n_seeds=full_r.overall.n,
        note="the same after the full fine-tune")
 record_each("mechanism_pearson_r_{}", first_r.per_domain, note="answer start, AdamW + LoRA")
 print(f"Answer start: r > 0 (95% CI above zero) in {len(first_r.holds)} of {len(language.DOMAINS)} domains"
@@ -324,13 +300,14 @@ print("Domains whose target latent is itself one of the harmful latents: "
 # ## Does similarity predict EM?
 #
 # Each fine-tuning set's own latents (top-`k` of its mean activation minus the mean over all sets) and
-# their mean max-cosine to the harmful latents, averaged over the SAE seeds, against the set's EM rate.
+# their mean max-cosine to the harmful latents, averaged over the SAE seeds, against the set's EM rate:
+# one r per organism, and the interval over organisms (the plot shows the first organism's sets).
 
 # %%
-points, sim_r = similarity_vs_em(hooked, tokenizer, saes, harmful, sets, summary, k)
+points, sim_r = shown.similarity_points, over_organisms(studies, "similarity_r")
 emergence_plots.similarity_vs_em(points, f"r = {sim_r.value:.2f} [{sim_r.lo:.2f}, {sim_r.hi:.2f}]");
 record("similarity_vs_em_pearson_r", sim_r.value, ci=sim_r.ci, n_seeds=len(sets),
-       note="one point per fine-tuning set; bootstrap CI over sets")
+       note="one point per fine-tuning set; r per organism, CI over organisms (one organism: bootstrap over sets)")
 points[["set", "similarity", "open_em", "open_em_lo", "open_em_hi"]].round(3)
 
 # %%
@@ -373,9 +350,11 @@ monitor.round(3)
 # and not scored. Second, the correlation over latents is one vector's alignment seen through the
 # decoder's geometry, so the verdict also asks for the alignment itself, the partial r (a shift that
 # only grows the residual passes the plain r for an active target), the activation-matched null and the
-# good-advice fine-tune; what it does not test is whether SAE activations rise in proportion. Third, this is one organism: while building the book, two organisms that differed only in the random
+# good-advice fine-tune; what it does not test is whether SAE activations rise in proportion. Third,
+# the organisms are few: while building the book, two organisms that differed only in the random
 # initialisation of the alignment adapter gave different per-domain patterns, so per-domain results
-# here are fragile, and the `gpu` profile (more organisms, SAEs and seeds) is the place to settle them.
+# here are fragile; the intervals are over the profile's organisms, and the `gpu` profile (more
+# organisms and SAEs) is the place to settle them.
 # The similarity-vs-EM correlation has one point per fine-tuning set, so its interval says how much
 # (or little) eight sets can show.
 

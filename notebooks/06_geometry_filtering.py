@@ -5,6 +5,8 @@
 #     text_representation:
 #       extension: .py
 #       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
 #   kernelspec:
 #     display_name: Python 3 (ipykernel)
 #     language: python
@@ -32,21 +34,28 @@
 #      per class: the organism's stand-in for an LLM judge (the real-model variant of this chapter asks an LLM).
 # 3. **Detection quality.** Precision and recall of the removed samples against the known inducing ones.
 #
+# Every organism of the profile (`organism_seeds`) runs all three steps on its own: its own curve and
+# dose, its own harmful latents, scores and judge. The numbers are over organisms, each organism's
+# fine-tuning seeds paired and averaged inside it.
+#
 # The score definition, the harmful set and the judge are our reconstruction; the paper's are not public.
 
 # %% tags=["parameters"]
-organism_seeds: list[int] = [0]
+organism_seeds: list[int] = [0, 1, 2]
 d_model: int = 128
 n_layers: int = 4
 n_heads: int = 4
-pretrain_steps: int = 1200
+pretrain_steps: int = 600
 pretrain_batch_size: int = 48
-align_steps: int = 100
+align_steps: int = 150
 align_rank: int = 1
 sae_layer: int = 2
 sae_width: int = 1024
+sae_architecture: str = "topk"
 sae_k: int = 16
+sae_l1_coefficient: float = 5.0
 sae_training_tokens: int = 400_000
+sae_seeds: list[int] = [0]
 k_harmful: int = 10
 domain: str = "health"
 set_size: int = 300
@@ -58,7 +67,7 @@ judge_examples: int = 4
 finetune_steps: int = 150
 finetune_lr: float = 0.002
 lora_rank: int = 4
-seeds: list[int] = [0, 1, 2]
+seeds: list[int] = [0]
 n_samples: int = 32
 progress: bool = True
 
@@ -69,46 +78,38 @@ import pandas as pd
 
 from emgeom.core.results import record
 from emgeom.em.evaluators import OrganismEvaluator
-from emgeom.em.geometry import harmful_latents
-from emgeom.filtering.baselines import BagOfWordsJudge
-from emgeom.filtering.scoring import score_rows
-from emgeom.filtering.study import (
-    check_study_parameters,
-    choose_dose,
-    dose_response,
-    filter_comparison,
-    filter_headline,
-    filter_summary,
-    mixed_set,
-    saturation_fraction,
+from emgeom.filtering.organisms import (
+    FilterSettings,
+    filtering_over_organisms,
+    headline_over,
+    over_organisms,
+    stacked,
+    summary_over,
 )
 from emgeom.lm.finetune import FineTuneConfig, LoraSpec
 from emgeom.lm.sampling import SamplingConfig
 from emgeom.lm.training import TrainConfig, configure_threads
-from emgeom.organism import language
-from emgeom.organism.build import organism_config
-from emgeom.organism.datasets import finetune_rows, open_answer_rows
-from emgeom.organism.study import load_subject
+from emgeom.organism.study import organism_configs
 from emgeom.plots import filtering as filtering_plots
-from emgeom.sae.train import SAESpec
+from emgeom.sae.train import sae_specs
 
 # %%
 configure_threads()
 chapter_start = time.perf_counter()
-if domain not in language.DOMAINS:
-    raise ValueError(f"domain must be one of {language.DOMAINS}, got {domain!r}")
-check_study_parameters(score_method, dose_fractions, removal_fractions, main_removal, seeds)
 ft = FineTuneConfig(LoraSpec(rank=lora_rank, alpha=2.0 * lora_rank),
                     TrainConfig(steps=finetune_steps, batch_size=16, lr=finetune_lr, warmup_steps=10))
-evaluate = OrganismEvaluator(SamplingConfig(n_samples=n_samples), domain)
-subject = load_subject(organism_config(seed=organism_seeds[0], d_model=d_model, n_layers=n_layers, n_heads=n_heads,
-                                       pretrain_steps=pretrain_steps, pretrain_batch_size=pretrain_batch_size,
-                                       align_steps=align_steps, align_rank=align_rank),
-                       [SAESpec(layer=sae_layer, d_sae=sae_width, k=sae_k, training_tokens=sae_training_tokens)],
-                       progress=progress)
-model, tokenizer, hooked, sae = subject.model, subject.tokenizer, subject.hooked, subject.saes[0]
-inducing = finetune_rows("inducing", domain, set_size, seed=1)
-benign = finetune_rows("good", domain, set_size, seed=1)
+settings = FilterSettings(domain, set_size, tuple(dose_fractions), tuple(removal_fractions), main_removal, score_method,
+                          judge_examples, k_harmful, ft, tuple(seeds),
+                          OrganismEvaluator(SamplingConfig(n_samples=n_samples), domain))
+specs = sae_specs(sae_seeds, layer=sae_layer, d_sae=sae_width, architecture=sae_architecture, k=sae_k,
+                  l1_coefficient=sae_l1_coefficient, training_tokens=sae_training_tokens)
+configs = organism_configs(organism_seeds, d_model=d_model, n_layers=n_layers, n_heads=n_heads,
+                           pretrain_steps=pretrain_steps, pretrain_batch_size=pretrain_batch_size,
+                           align_steps=align_steps, align_rank=align_rank)
+# Every organism runs the whole study (its own dose, mixed set, scores and judge); the numbers below are
+# over organisms, each organism's fine-tuning seeds averaged inside it. Figures of one organism show the first.
+studies = filtering_over_organisms(configs, specs, settings, progress=progress)
+shown = studies[organism_seeds[0]]
 
 # %% [markdown]
 # ## Dose-response
@@ -119,17 +120,18 @@ benign = finetune_rows("good", domain, set_size, seed=1)
 # rising part.
 
 # %%
-curve = dose_response(model, tokenizer, inducing, benign, dose_fractions, set_size, ft, seeds, evaluate,
-                      progress=progress)
-dose = choose_dose(curve)
-filtering_plots.dose_response_plot(curve, dose);
+curve = stacked(studies, "curve")
+dose, saturation = over_organisms(studies, "dose"), over_organisms(studies, "saturation")
+filtering_plots.dose_response_plot(curve, dose.value);
 
 # %%
 dose_table = curve.groupby("fraction")[["open_em", "offdomain_bad"]].agg(["mean", "std"]).round(3)
-saturation = saturation_fraction(curve)
-record("filter_chosen_dose", dose, note="inducing fraction of the mixed set, chosen by the half-way rule")
-record("dose_saturation_fraction", saturation, note="smallest inducing fraction reaching 90% of the maximum EM")
-print(f"EM reaches 90% of its maximum at an inducing fraction of {saturation:.2f}; the comparison runs at {dose:.2f}")
+record("filter_chosen_dose", dose.value, ci=dose.ci, n_seeds=dose.n,
+       note="inducing fraction of the mixed set, chosen by the half-way rule on each organism; mean over organisms")
+record("dose_saturation_fraction", saturation.value, ci=saturation.ci, n_seeds=saturation.n,
+       note="smallest inducing fraction reaching 90% of the maximum EM; mean over organisms")
+print(f"EM reaches 90% of its maximum at an inducing fraction of {saturation}; the comparison runs at the dose "
+      f"each organism's curve chose: {dose} (mean over organisms)")
 dose_table
 
 # %% [markdown]
@@ -140,14 +142,9 @@ dose_table
 # trained on `judge_examples` labelled answers per class from a separate draw of the same domain.
 
 # %%
-rows, truth = mixed_set(inducing, benign, set_size, dose, seed=0)
-harmful = harmful_latents(hooked, sae, tokenizer, open_answer_rows(True, 50, seed=3), open_answer_rows(False, 50, seed=3),
-                          k_harmful)
-geometry = score_rows(hooked, sae, tokenizer, rows, harmful, score_method, progress=progress)
-judge = BagOfWordsJudge.fit_rows(finetune_rows("inducing", domain, judge_examples, seed=7),
-                                 finetune_rows("good", domain, judge_examples, seed=7))
-scores = {"geometry": geometry.scores, "judge": judge.score_rows(rows)}
-print(f"{len(rows)} samples, {truth.sum()} inducing; geometry scoring at {geometry.samples_per_second:.0f} samples/s")
+rows, truth, scores = shown.rows, shown.truth, shown.scores
+print(f"{len(rows)} samples, {truth.sum()} inducing (organism {organism_seeds[0]}); "
+      f"geometry scoring at {shown.samples_per_second:.0f} samples/s")
 pd.DataFrame({"inducing": truth, "geometry score": scores["geometry"], "judge score": scores["judge"]}).groupby(
     "inducing").describe().T.round(3)
 
@@ -155,26 +152,25 @@ pd.DataFrame({"inducing": truth, "geometry score": scores["geometry"], "judge sc
 # ## Filter, fine-tune, measure
 
 # %%
-table = filter_comparison(model, tokenizer, rows, truth, scores, removal_fractions, ft, seeds, evaluate,
-                          progress=progress)
+table = stacked(studies, "table")
 filtering_plots.filter_curves(table);
 
 # %%
-summary = filter_summary(table, removal_fractions)
-headline = filter_headline(table, main_removal)
-print(f"unfiltered EM: {headline.unfiltered_em:.3f} over {len(seeds)} seeds")
+summary = summary_over(studies, removal_fractions)
+headline = headline_over(studies)
+print(f"unfiltered EM: {headline.unfiltered_em:.3f}, mean over {len(studies)} organisms x {len(seeds)} seeds")
 summary.round(3)
 
 # %%
-n = len(seeds)
+n = len(studies)  # replicates: organisms
 geo, rand, jud = headline.reductions["geometry"], headline.reductions["random"], headline.reductions["judge"]
 vs_random, vs_judge = headline.versus["random"], headline.versus["judge"]
 record("geometry_filter_relative_reduction", geo.value, ci=geo.ci, n_seeds=n,
-       note=f"geometry filter removing {main_removal:.0%} at dose {dose:.2f}; the paper reports 34.5%")
+       note=f"geometry filter removing {main_removal:.0%} at each organism's dose; over organisms; the paper reports 34.5%")
 record("random_filter_relative_reduction", rand.value, ci=rand.ci, n_seeds=n, note="random removal, same size")
 record("judge_filter_relative_reduction", jud.value, ci=jud.ci, n_seeds=n, note="judge removal, same size")
-record("filter_vs_random_difference", vs_random.value, ci=vs_random.ci, n_seeds=n, note="paired by seed")
-record("filter_vs_judge_difference", vs_judge.value, ci=vs_judge.ci, n_seeds=n, note="paired by seed")
+record("filter_vs_random_difference", vs_random.value, ci=vs_random.ci, n_seeds=n, note="paired by seed, over organisms")
+record("filter_vs_judge_difference", vs_judge.value, ci=vs_judge.ci, n_seeds=n, note="paired by seed, over organisms")
 record("geometry_filter_precision", headline.geometry_precision, n_seeds=n, note="removed samples that were inducing")
 record("geometry_filter_recall", headline.geometry_recall, n_seeds=n, note="inducing samples that were removed")
 print(f"removing {main_removal:.0%}: geometry {geo}, random {rand}, judge {jud} (relative EM reduction);\n"
@@ -183,7 +179,7 @@ print(f"removing {main_removal:.0%}: geometry {geo}, random {rand}, judge {jud} 
 # %% [markdown]
 # ## Reading the result
 #
-# The paper's number is a 34.5% reduction; this run's is printed above with its interval over seeds,
+# The paper's number is a 34.5% reduction; this run's is printed above with its interval over organisms,
 # for a model organism in which the inducing samples are lexically distinct from the benign ones. Two
 # consequences to keep in mind: a good detector (high precision and recall) can only reduce EM as far as
 # the dose-response curve allows once the detected samples are gone; and a judge that reads the answer

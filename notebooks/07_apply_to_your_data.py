@@ -5,6 +5,8 @@
 #     text_representation:
 #       extension: .py
 #       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
 #   kernelspec:
 #     display_name: Python 3 (ipykernel)
 #     language: python
@@ -38,18 +40,21 @@
 # after fine-tuning is a separate question, answered in the filtering chapter ({ref}`ch-geometry-filtering`).
 
 # %% tags=["parameters"]
-organism_seeds: list[int] = [0]
+organism_seeds: list[int] = [0, 1, 2]
 d_model: int = 128
 n_layers: int = 4
 n_heads: int = 4
-pretrain_steps: int = 1200
+pretrain_steps: int = 600
 pretrain_batch_size: int = 48
-align_steps: int = 100
+align_steps: int = 150
 align_rank: int = 1
 sae_layer: int = 2
 sae_width: int = 1024
+sae_architecture: str = "topk"
 sae_k: int = 16
+sae_l1_coefficient: float = 5.0
 sae_training_tokens: int = 400_000
+sae_seeds: list[int] = [0]
 k_harmful: int = 10
 mixed_inducing_rows: int = 100
 mixed_benign_rows: int = 300
@@ -88,7 +93,8 @@ organism = build_organism(organism_config(seed=organism_seeds[0], d_model=d_mode
 model, tokenizer = load_model(organism.aligned)
 hooked = hooked_transformer(model, tokenizer, organism.aligned)
 sae, sae_folder, _ = organism_sae(organism, hooked, tokenizer,
-                                  SAESpec(layer=sae_layer, d_sae=sae_width, k=sae_k, training_tokens=sae_training_tokens))
+                                  SAESpec(layer=sae_layer, d_sae=sae_width, architecture=sae_architecture, k=sae_k,
+                                          l1_coefficient=sae_l1_coefficient, training_tokens=sae_training_tokens, seed=sae_seeds[0]))
 work = artifact_root() / "apply"
 work.mkdir(parents=True, exist_ok=True)
 

@@ -5,6 +5,8 @@
 #     text_representation:
 #       extension: .py
 #       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
 #   kernelspec:
 #     display_name: Python 3 (ipykernel)
 #     language: python
@@ -48,18 +50,21 @@
 # removed and the base model's loss with each ablation on are shown per condition.
 
 # %% tags=["parameters"]
-organism_seeds: list[int] = [0]
+organism_seeds: list[int] = [0, 1, 2]
 d_model: int = 128
 n_layers: int = 4
 n_heads: int = 4
-pretrain_steps: int = 1200
+pretrain_steps: int = 600
 pretrain_batch_size: int = 48
-align_steps: int = 100
+align_steps: int = 150
 align_rank: int = 1
 sae_layer: int = 2
 sae_width: int = 1024
+sae_architecture: str = "topk"
 sae_k: int = 16
+sae_l1_coefficient: float = 5.0
 sae_training_tokens: int = 400_000
+sae_seeds: list[int] = [0]
 k_harmful: int = 10
 domain: str = "health"
 finetune_rows: int = 300
@@ -119,7 +124,8 @@ ft = FineTuneConfig(LoraSpec(rank=lora_rank, alpha=2.0 * lora_rank),
 subject = load_subject(organism_config(seed=organism_seeds[0], d_model=d_model, n_layers=n_layers, n_heads=n_heads,
                                        pretrain_steps=pretrain_steps, pretrain_batch_size=pretrain_batch_size,
                                        align_steps=align_steps, align_rank=align_rank),
-                       [SAESpec(layer=sae_layer, d_sae=sae_width, k=sae_k, training_tokens=sae_training_tokens)],
+                       [SAESpec(layer=sae_layer, d_sae=sae_width, architecture=sae_architecture, k=sae_k,
+                                          l1_coefficient=sae_l1_coefficient, training_tokens=sae_training_tokens, seed=sae_seeds[0])],
                        progress=progress)
 model, tokenizer, hooked, sae = subject.model, subject.tokenizer, subject.hooked, subject.saes[0]
 inducing, good = organism_sets([domain], domain, finetune_rows, control_kinds=("good",))

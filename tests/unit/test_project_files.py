@@ -90,69 +90,66 @@ def test_toc_lists_every_chapter():
         assert f"notebooks/{chapter}" in toc
 
 
-#: Parameters that chapters 3-6 each declare and that must agree (they determine the shared organism,
-#: SAEs and feature sets). Chapter 5 studies the first organism only, so ``organism_seeds`` may differ
-#: between chapters within a profile; its default may not.
-SHARED_PARAMETERS = frozenset(
-    {
-        "organism_seeds",
-        "d_model",
-        "n_layers",
-        "n_heads",
-        "pretrain_steps",
-        "pretrain_batch_size",
-        "align_steps",
-        "align_rank",
-        "sae_layer",
-        "sae_width",
-        "sae_k",
-        "sae_training_tokens",
-        "sae_seeds",
-        "k",
-        "k_harmful",
-    }
-)
-
-
-def test_chapters_that_share_a_parameter_name_share_its_default_and_type() -> None:
-    """Chapters 3-6 rebuild the same organism and SAEs from their own parameters; one default that drifted
-    would silently train a second organism instead of reusing the cached one."""
-    from emgeom.book.layout import BookLayout
-    from emgeom.book.parameters import read_chapter_parameters
-
-    layout = BookLayout.find(Path(__file__).resolve().parent)
-    seen: dict[str, tuple[str, object, object]] = {}
-    for chapter in layout.chapters():
-        for spec in read_chapter_parameters(layout.chapter_source(chapter)).values():
-            if spec.name not in SHARED_PARAMETERS:
-                continue
-            if spec.name in seen:
-                first, default, kind = seen[spec.name]
-                assert (spec.default, spec.type) == (default, kind), (
-                    f"{spec.name}: {chapter} differs from {first}"
-                )
-            else:
-                seen[spec.name] = (chapter, spec.default, spec.type)
-    assert {"d_model", "sae_width"} <= set(seen)
-
-
-def test_every_profile_gives_shared_parameters_one_value() -> None:
-    """Within a profile, chapters that declare the same organism/SAE parameter must run with the same value
-    (profile override or default), so that they share one cached organism and one set of SAEs."""
+def _cpu_shared() -> dict[str, object]:
     from emgeom.book.chapters import load_book_profile
     from emgeom.book.layout import BookLayout
+
+    return load_book_profile(BookLayout.find(Path(__file__).resolve().parent), "cpu").shared
+
+
+def test_the_cpu_profile_defines_the_organisms_and_saes_once() -> None:
+    """Everything that determines an organism or an SAE is in the cpu profile's shared section, the two
+    SAE settings an earlier sync test missed included."""
+    shared = _cpu_shared()
+    assert {
+        "organism_seeds",
+        "d_model",
+        "pretrain_steps",
+        "sae_width",
+        "sae_architecture",
+        "sae_l1_coefficient",
+        "sae_seeds",
+        "coupling_mistake_rates",
+    } <= set(shared)
+    assert len(shared["organism_seeds"]) >= 3  # type: ignore[arg-type]
+    assert len(shared["coupling_mistake_rates"]) >= 4  # type: ignore[arg-type]
+
+
+def test_chapter_defaults_equal_the_cpu_profiles_shared_values() -> None:
+    """A chapter run on its own (papermill, defaults) must build the same organisms and SAEs as the book
+    under the cpu profile, or it would silently train new ones instead of reusing the cached ones."""
+    from emgeom.book.layout import BookLayout
     from emgeom.book.parameters import read_chapter_parameters
 
     layout = BookLayout.find(Path(__file__).resolve().parent)
+    shared = _cpu_shared()
+    readers = {name: [] for name in shared}
+    for chapter in layout.chapters():
+        for spec in read_chapter_parameters(layout.chapter_source(chapter)).values():
+            if spec.name in shared:
+                assert spec.default == shared[spec.name], (
+                    f"{chapter}: default of {spec.name} differs from cpu"
+                )
+                readers[spec.name].append(chapter)
+    assert all(readers.values()), readers
+
+
+def test_every_profile_runs_its_chapters_on_one_organism_family() -> None:
+    """Within a profile, chapters that declare the same organism/SAE parameter run with the same value
+    (from the shared section, or the defaults where a profile has none), so they share one cached set of
+    organisms and SAEs."""
+    from emgeom.book.chapters import full_parameters, load_book_profile
+    from emgeom.book.layout import BookLayout
+
+    layout = BookLayout.find(Path(__file__).resolve().parent)
+    names = set(_cpu_shared())
     for profile_file in sorted(layout.profiles_dir.glob("*.yaml")):
         profile = load_book_profile(layout, profile_file.stem)
         values: dict[str, dict[str, object]] = {}
         for chapter in layout.chapters():
-            overrides = profile.chapters.get(chapter, {})
-            source = layout.chapter_source(chapter, profile.variants.get(chapter))
-            for spec in read_chapter_parameters(source).values():
-                if spec.name in SHARED_PARAMETERS - {"organism_seeds"}:
-                    values.setdefault(spec.name, {})[chapter] = overrides.get(spec.name, spec.default)
+            for name, value in full_parameters(layout, profile, chapter).items():
+                if name in names:
+                    values.setdefault(name, {})[chapter] = value
         for name, by_chapter in values.items():
             assert len({repr(v) for v in by_chapter.values()}) == 1, (
                 f"{profile_file.stem}: {name} = {by_chapter}"

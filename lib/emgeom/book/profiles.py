@@ -4,6 +4,9 @@
 
     description: Tiny parameters; every chapter in seconds. Used by `make test`.
     threads: 1
+    shared:                       # optional: set once, handed to every chapter that declares the name
+      organism_seeds: [0, 1, 2]
+      d_model: 64
     chapters:
       01_toy_superposition: {steps: 200, n_seeds: 1}
       02_gradient_derivation: {}
@@ -12,6 +15,12 @@ Every chapter of the book must appear in every profile (with ``{}`` to keep its 
 chapter cannot silently run at full size under ``smoke``. A chapter entry may name a ``variant``: the
 chapter's source written for another kind of model (``notebooks/<variant>/<chapter>.py``, e.g.
 ``real_models``); its parameters are then checked against that source's parameters cell.
+
+The ``shared`` section defines what several chapters must agree on (the organisms, the SAEs and their
+seeds) once. Each name in it must be declared by at least one chapter, with a type every declaring
+chapter accepts, and no chapter entry may set it again. A chapter receives the shared values of the
+names its parameters cell declares, as papermill parameters like any other override, so they are part
+of its cache key: changing a shared value re-runs exactly the chapters that read it.
 """
 
 from __future__ import annotations
@@ -24,18 +33,23 @@ import yaml
 
 from emgeom.book.parameters import ParameterError, ParameterSpec, validate_overrides
 
-_TOP_LEVEL = {"description", "threads", "chapters"}
+_TOP_LEVEL = {"description", "threads", "shared", "chapters"}
 
 
 @dataclass(frozen=True)
 class Profile:
-    """A validated profile: per-chapter parameter overrides and the CPU thread count for kernels."""
+    """A validated profile: per-chapter parameters and the CPU thread count for kernels.
+
+    ``chapters[c]`` is everything chapter ``c`` is executed with: the shared values of the names it
+    declares, then its own entry; ``shared`` is the shared section as written.
+    """
 
     name: str
     description: str
     threads: int
     chapters: dict[str, dict[str, Any]] = field(default_factory=dict)
     variants: dict[str, str] = field(default_factory=dict)
+    shared: dict[str, Any] = field(default_factory=dict)
 
 
 def profile_path(profiles_dir: Path, name: str) -> Path:
@@ -74,6 +88,9 @@ def load_profile(
     chapters = raw.get("chapters") or {}
     if not isinstance(chapters, dict):
         raise ParameterError(f"profile {name!r}: 'chapters' must map chapter names to parameters")
+    shared = raw.get("shared") or {}
+    if not isinstance(shared, dict):
+        raise ParameterError(f"profile {name!r}: 'shared' must map parameter names to values")
     problems: list[str] = []
     unknown = sorted(set(chapters) - set(chapter_specs))
     if unknown:
@@ -85,6 +102,7 @@ def load_profile(
         problems.append(f"profile {name!r}: no entry for chapters {missing} (use `{{}}` to keep defaults)")
     validated: dict[str, dict[str, Any]] = {}
     variants: dict[str, str] = {}
+    declared_by: dict[str, Any] = {}
     for chapter, specs in chapter_specs.items():
         overrides = chapters.get(chapter) or {}
         if not isinstance(overrides, dict):
@@ -101,12 +119,23 @@ def load_profile(
                 )
                 continue
             variants[chapter], specs = variant, known[variant]
-        try:
-            validated[chapter] = validate_overrides(
-                overrides, specs, f"profile {name!r}, chapter {chapter!r}"
+        repeated = sorted(set(overrides) & set(shared))
+        if repeated:
+            problems.append(
+                f"profile {name!r}, chapter {chapter!r}: {repeated} are set in the 'shared' section; "
+                "set them there only"
             )
+        where = f"profile {name!r}, chapter {chapter!r}"
+        reads = {k: v for k, v in shared.items() if k in specs}
+        try:
+            validate_overrides(reads, specs, f"{where} (from 'shared')")
+            validated[chapter] = reads | validate_overrides(overrides, specs, where)
         except ParameterError as err:
             problems.append(str(err))
+        declared_by.update(reads)
+    unread = sorted(set(shared) - set(declared_by))
+    if unread:
+        problems.append(f"profile {name!r}: shared parameters {unread} are declared by no chapter")
     if problems:
         raise ParameterError("\n".join(problems))
-    return Profile(name, str(raw.get("description", "")), threads, validated, variants)
+    return Profile(name, str(raw.get("description", "")), threads, validated, variants, dict(shared))

@@ -254,7 +254,8 @@ def run_book(
         else:
             todo.append((chapter, key))
 
-    failure = _execute_all(layout, profile, todo, done, progress, jobs)
+    stages: list[StageRun] = []
+    failure = _execute_all(layout, profile, todo, done, progress, jobs, stages)
     runs = []
     for chapter in specs:
         if chapter in done:
@@ -264,10 +265,28 @@ def run_book(
         if previous is not None:
             previous.this_run = "not selected" if chapter not in selected else "not run (earlier failure)"
             runs.append(previous)
-    write_report(layout, profile, runs)
+    write_report(layout, profile, runs, stages)
     if failure is not None:
         raise failure
     return runs
+
+
+@dataclass
+class StageRun:
+    """One artifact job of a run (an organism or SAE built before the chapters that read it); what the
+    run report lists under ``stages``."""
+
+    stage: str
+    kind: str
+    status: str  # "ok" | "failed"
+    wall_seconds: float
+    finished_at: str
+    this_run: str = "executed"
+    error: str = ""
+
+
+#: Seconds assumed for a step never timed before (an organism, an SAE, a chapter), to order the work.
+_DEFAULT_ESTIMATES = {"organism": 170.0, "sae": 30.0, "chapter": 60.0}
 
 
 def _execute_all(
@@ -277,9 +296,17 @@ def _execute_all(
     done: dict[str, ChapterRun],
     progress: bool,
     jobs: int,
+    stages: list[StageRun],
 ) -> ChapterFailed | None:
-    """Execute ``todo`` (in order, at most ``jobs`` at a time), adding each finished run to ``done``;
-    returns the first failure. After a failure nothing new starts; running chapters finish."""
+    """Execute ``todo`` (in order, or with ``jobs > 1`` as a graph of steps, at most ``jobs`` at a time),
+    adding each finished run to ``done``; returns the first failure. After a failure nothing new starts;
+    running steps finish.
+
+    With ``jobs > 1`` the organisms and SAEs the chapters read are built first as steps of their own
+    (:mod:`emgeom.book.artifact_jobs`), each in a worker process, and a chapter starts once the steps it
+    reads are done. Among the steps that can start, the one with the longest chain of work after it
+    goes first (times of earlier runs where known), so the short independent chapters fill the gaps.
+    """
 
     def record(chapter: str, key: str, error: str, seconds: float) -> ChapterRun:
         status = "failed" if error else "ok"
@@ -299,7 +326,6 @@ def _execute_all(
         done[chapter] = run
         return run
 
-    failure: ChapterFailed | None = None
     if jobs == 1 or len(todo) <= 1:
         for chapter, key in todo:
             print(f"[emgeom.book] {chapter}: executing under profile {profile.name!r}", flush=True)
@@ -317,27 +343,85 @@ def _execute_all(
     import multiprocessing
     from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 
-    queue = list(todo)
-    running: dict[Future[str], tuple[str, str, float]] = {}
+    from emgeom.book.artifact_jobs import plan_artifacts, run_artifact_job
+
+    keys = dict(todo)
+    artifact_jobs, chapter_needs = plan_artifacts({c: full_parameters(layout, profile, c) for c in keys})
+    by_name = {j.name: j for j in artifact_jobs}
+    needs: dict[str, set[str]] = {j.name: set(j.needs) for j in artifact_jobs}
+    needs.update({c: set(chapter_needs.get(c, ())) for c in keys})
+    estimate = {j.name: _DEFAULT_ESTIMATES[j.kind] for j in artifact_jobs}
+    for chapter in keys:
+        previous = _load_state(layout, chapter)
+        estimate[chapter] = previous.wall_seconds if previous else _DEFAULT_ESTIMATES["chapter"]
+    priority = _critical_paths(needs, estimate)
+    environment = kernel_environment(layout, profile, "artifacts")
+    print(
+        f"[emgeom.book] {len(artifact_jobs)} artifact steps and {len(keys)} chapters, {jobs} at a time",
+        flush=True,
+    )
+
+    failure: ChapterFailed | None = None
+    finished: set[str] = set()
+    waiting = set(needs)
+    running: dict[Future[str], tuple[str, float]] = {}
     with ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
-        while queue or running:
-            while queue and len(running) < jobs and failure is None:
-                chapter, key = queue.pop(0)
-                print(f"[emgeom.book] {chapter}: executing under profile {profile.name!r}", flush=True)
-                future = pool.submit(
-                    _execute_in_worker, str(layout.root), chapter, profile.name, profile.chapters[chapter]
-                )
-                running[future] = (chapter, key, time.perf_counter())
+        while waiting or running:
+            ready = sorted((n for n in waiting if needs[n] <= finished), key=lambda n: -priority[n])
+            while ready and len(running) < jobs and failure is None:
+                name = ready.pop(0)
+                waiting.discard(name)
+                if name in by_name:
+                    print(f"[emgeom.book] {name}: building", flush=True)
+                    future = pool.submit(run_artifact_job, by_name[name], environment)
+                else:
+                    print(f"[emgeom.book] {name}: executing under profile {profile.name!r}", flush=True)
+                    future = pool.submit(
+                        _execute_in_worker, str(layout.root), name, profile.name, profile.chapters[name]
+                    )
+                running[future] = (name, time.perf_counter())
             if not running:
-                break
-            finished, _ = wait(running, return_when=FIRST_COMPLETED)
-            for future in finished:
-                chapter, key, start = running.pop(future)
+                break  # a failure stopped new work, or what is left waits on a failed step
+            completed, _ = wait(running, return_when=FIRST_COMPLETED)
+            for future in completed:
+                name, start = running.pop(future)
                 error = future.result()
-                record(chapter, key, error, time.perf_counter() - start)
-                if error and failure is None:
-                    failure = ChapterFailed(error)
+                seconds = time.perf_counter() - start
+                if name in by_name:
+                    stage = StageRun(
+                        name,
+                        by_name[name].kind,
+                        "failed" if error else "ok",
+                        round(seconds, 2),
+                        _now(),
+                        "failed" if error else "executed",
+                        error,
+                    )
+                    stages.append(stage)
+                    print(f"[emgeom.book] {name}: {stage.status} in {stage.wall_seconds:.1f} s", flush=True)
+                else:
+                    record(name, keys[name], error, seconds)
+                if error:
+                    failure = failure or ChapterFailed(error)
+                else:
+                    finished.add(name)
     return failure
+
+
+def _critical_paths(needs: dict[str, set[str]], estimate: dict[str, float]) -> dict[str, float]:
+    """For each step, its own estimated time plus the longest chain of steps that wait on it."""
+    after: dict[str, list[str]] = {n: [] for n in needs}
+    for name, required in needs.items():
+        for r in required:
+            after.setdefault(r, []).append(name)
+    memo: dict[str, float] = {}
+
+    def path(name: str) -> float:
+        if name not in memo:
+            memo[name] = estimate.get(name, 0.0) + max((path(a) for a in after.get(name, [])), default=0.0)
+        return memo[name]
+
+    return {n: path(n) for n in needs}
 
 
 REPORTED_PACKAGES = [
@@ -369,9 +453,11 @@ def package_versions() -> dict[str, str]:
     return out
 
 
-def write_report(layout: BookLayout, profile: Profile, runs: list[ChapterRun]) -> dict[str, Any]:
-    """Write ``_build/report.json``, the book's Build status page and the reproduction scorecard;
-    returns the report."""
+def write_report(
+    layout: BookLayout, profile: Profile, runs: list[ChapterRun], stages: list[StageRun] | None = None
+) -> dict[str, Any]:
+    """Write ``_build/report.json`` (the chapters, and the artifact steps this run executed), the book's
+    Build status page and the reproduction scorecard; returns the report."""
     from emgeom.book.pages.scorecard import render_scorecard
     from emgeom.book.pages.status_page import render_build_status
     from emgeom.book.pages.workload import render_workload
@@ -385,6 +471,7 @@ def write_report(layout: BookLayout, profile: Profile, runs: list[ChapterRun]) -
         "platform": platform.platform(),
         "packages": package_versions(),
         "chapters": [asdict(r) for r in runs],
+        "stages": [asdict(s) for s in stages or []],
     }
     atomic_write_json(layout.report_path, report)
     results = results_mod.load_results(layout.results_dir)

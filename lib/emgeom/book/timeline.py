@@ -1,9 +1,10 @@
-"""How a build used the machine, read from the run report (``_build/report.json``): each executed
-chapter's start and end (its end time and wall time as recorded), the span from the first start to the
-last end, and the mean number of chapters running at once (the sum of chapter times over the span: 2.0
-would keep both cores of a 2-core machine busy throughout). A chapter waiting on an artifact another
-chapter is building counts as running, so this is an upper bound on the cores used; the build's CPU
-time over its wall time (``time make book``) is the measured one."""
+"""How a build used the machine, read from the run report (``_build/report.json``): each executed step
+(an artifact the runner built before the chapters, or a chapter) with its start and end (its end time and
+wall time as recorded), the span from the first start to the last end, and the mean number of steps
+running at once (the sum of step times over the span: 2.0 would keep both cores of a 2-core machine busy
+throughout). A step waiting on an artifact another is building counts as running, so this is an upper
+bound on the cores used; the build's CPU time over its wall time (``time make book``) is the measured
+one."""
 
 from __future__ import annotations
 
@@ -25,7 +26,8 @@ class ChapterSpan:
 
 @dataclass(frozen=True)
 class BuildTimeline:
-    """The executed chapters of one run (cached ones did not run and are left out)."""
+    """The executed steps of one run, artifacts and chapters (cached ones did not run and are left out);
+    ``chapters`` holds them all, each named by its chapter or artifact step."""
 
     profile: str
     chapters: list[ChapterSpan]
@@ -49,9 +51,11 @@ class BuildTimeline:
 def build_timeline(report: dict[str, Any]) -> BuildTimeline:
     """The :class:`BuildTimeline` of a run report (as written by :func:`emgeom.book.runner.write_report`)."""
     spans = []
-    for run in report["chapters"]:
+    steps = [(r["chapter"], r) for r in report["chapters"]]
+    steps += [(s["stage"], s) for s in report.get("stages", [])]
+    for name, run in steps:
         if run.get("this_run") != "executed":
             continue
         end = datetime.fromisoformat(run["finished_at"])
-        spans.append(ChapterSpan(run["chapter"], end - timedelta(seconds=float(run["wall_seconds"])), end))
+        spans.append(ChapterSpan(name, end - timedelta(seconds=float(run["wall_seconds"])), end))
     return BuildTimeline(report.get("profile", ""), sorted(spans, key=lambda c: c.start))

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -44,6 +44,54 @@ def fitted_slope(x: np.ndarray, y: np.ndarray) -> float:
     return float(np.polyfit(x, y, 1)[0])
 
 
+def slope_ci(x: np.ndarray, y: np.ndarray, confidence: float = 0.95) -> Estimate:
+    """Least-squares slope of ``y`` on ``x`` with a Student-t interval from the residuals (``n - 2``
+    degrees of freedom, so few points give a wide interval); NaN interval with fewer than 3 points."""
+    x, y = np.asarray(x, float), np.asarray(y, float)
+    keep = np.isfinite(x) & np.isfinite(y)
+    x, y = x[keep], y[keep]
+    if x.size < 2 or np.ptp(x) == 0:
+        return Estimate(float("nan"), float("nan"), float("nan"), int(x.size))
+    slope, intercept = np.polyfit(x, y, 1)
+    if x.size < 3:
+        return Estimate(float(slope), float("nan"), float("nan"), int(x.size))
+    residuals = y - (slope * x + intercept)
+    se = float(np.sqrt(residuals @ residuals / (x.size - 2) / ((x - x.mean()) @ (x - x.mean()))))
+    half = float(sps.t.ppf(0.5 + confidence / 2, x.size - 2) * se)
+    return Estimate(float(slope), float(slope) - half, float(slope) + half, int(x.size))
+
+
+def pearson_ci(x: np.ndarray, y: np.ndarray, confidence: float = 0.95) -> Estimate:
+    """Pearson r with a Fisher-z interval (NaN interval with fewer than 4 points)."""
+    x, y = np.asarray(x, float), np.asarray(y, float)
+    r = pearson_r(x, y)
+    if x.size < 4 or not np.isfinite(r):
+        return Estimate(r, float("nan"), float("nan"), int(x.size))
+    z, half = (
+        math.atanh(min(max(r, -0.999999), 0.999999)),
+        sps.norm.ppf(0.5 + confidence / 2) / math.sqrt(x.size - 3),
+    )
+    return Estimate(r, math.tanh(z - half), math.tanh(z + half), int(x.size))
+
+
+def welch_difference(a: np.ndarray, b: np.ndarray, confidence: float = 0.95) -> Estimate:
+    """``mean(a) - mean(b)`` with a Welch t-interval (NaN interval if either side has fewer than 2)."""
+    a, b = np.asarray(a, float), np.asarray(b, float)
+    a, b = a[np.isfinite(a)], b[np.isfinite(b)]
+    if a.size == 0 or b.size == 0:
+        return Estimate(float("nan"), float("nan"), float("nan"), 0)
+    diff = float(a.mean() - b.mean())
+    if a.size < 2 or b.size < 2:
+        return Estimate(diff, float("nan"), float("nan"), int(a.size + b.size))
+    va, vb = a.var(ddof=1) / a.size, b.var(ddof=1) / b.size
+    se = math.sqrt(va + vb)
+    if se == 0:
+        return Estimate(diff, diff, diff, int(a.size + b.size))
+    dof = (va + vb) ** 2 / (va**2 / (a.size - 1) + vb**2 / (b.size - 1))
+    half = float(sps.t.ppf(0.5 + confidence / 2, dof) * se)
+    return Estimate(diff, diff - half, diff + half, int(a.size + b.size))
+
+
 def bootstrap_pearson(x: np.ndarray, y: np.ndarray, n_boot: int = 1000, seed: int = 0) -> Estimate:
     """Pearson r with a 95% percentile bootstrap interval over resampled (x, y) pairs."""
     x, y = np.asarray(x, float), np.asarray(y, float)
@@ -78,6 +126,18 @@ def mean_ci(
     if bounds is not None:
         lo, hi = max(lo, bounds[0]), min(hi, bounds[1])
     return Estimate(mean, lo, hi, int(v.size))
+
+
+def over_replicates(estimates: Sequence[Estimate], bounds: tuple[float, float] | None = None) -> Estimate:
+    """One estimate over replicates (e.g. organisms), from each replicate's own estimate: the mean of
+    their point values with a t-interval over replicates, so whatever is nested in a replicate (its SAEs,
+    its fine-tuning seeds) is averaged inside it, not pooled as independent. A single replicate keeps its
+    own interval (over what is nested in it)."""
+    if not estimates:
+        raise ValueError("need at least one replicate")
+    if len(estimates) == 1:
+        return estimates[0]
+    return mean_ci(np.array([e.value for e in estimates]), bounds=bounds)
 
 
 def wilson(successes: int, n: int, z: float = 1.959964) -> Estimate:

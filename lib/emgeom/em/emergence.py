@@ -221,17 +221,20 @@ REPLICATE_COLUMNS = ("organism_seed", "seed")
 
 
 def estimate(table: pd.DataFrame, column: str, sets: Sequence[str]) -> Estimate:
-    """Mean of ``column`` over the named sets, with a t-interval over replicates: a replicate is a
-    fine-tuning seed (and an organism, when the table has an ``organism_seed`` column); the sets are
-    averaged within each replicate first."""
+    """Mean of ``column`` over the named sets, with a t-interval over replicates. The sets are averaged
+    within each run (organism, fine-tuning seed) first; when the table holds several organisms
+    (``organism_seed``), the runs of an organism are averaged and the interval is over organisms (seeds
+    nested in their organism, not pooled as independent); otherwise it is over fine-tuning seeds."""
     names = list(sets)
     missing = set(names) - set(table["set"])
     if missing:
         raise KeyError(f"no rows for sets {sorted(missing)}")
     sub = table[table["set"].isin(names)]
     keys = [c for c in REPLICATE_COLUMNS if c in sub.columns]
-    per_replicate = sub.groupby(keys)[column].mean().to_numpy()
-    return mean_ci(per_replicate, bounds=(0.0, 1.0))
+    per_run = sub.groupby(keys)[column].mean()
+    if "organism_seed" in keys and sub["organism_seed"].nunique() > 1:
+        per_run = per_run.groupby(level="organism_seed").mean()
+    return mean_ci(per_run.to_numpy(), bounds=(0.0, 1.0))
 
 
 def monitor_finetune(

@@ -148,16 +148,31 @@ class GapResult:
 
 
 def gap_over_saes(
-    inducing: Sequence[np.ndarray], noninducing: Sequence[np.ndarray], n_perm: int = 5000, seed: int = 0
+    inducing: Sequence[np.ndarray],
+    noninducing: Sequence[np.ndarray],
+    n_perm: int = 5000,
+    seed: int = 0,
+    groups: Sequence[Any] | None = None,
 ) -> GapResult:
-    """Summarise per-SAE similarity values of two sets as a :class:`GapResult`."""
-    per_sae = [x.mean() - y.mean() for x, y in zip(inducing, noninducing, strict=True) if x.size and y.size]
+    """Summarise per-SAE similarity values of two sets as a :class:`GapResult`.
+
+    ``groups[i]`` names the replicate SAE ``i`` belongs to (its organism): the per-SAE gaps are averaged
+    within a group and the interval is over groups, so SAEs of one organism are nested in it rather than
+    pooled as independent. Without ``groups`` every SAE is its own replicate."""
+    labels = list(groups) if groups is not None else list(range(len(inducing)))
+    if len(labels) != len(inducing):
+        raise ValueError(f"groups names {len(labels)} SAEs, the values {len(inducing)}")
+    by_group: dict[Any, list[float]] = {}
+    for label, x, y in zip(labels, inducing, noninducing, strict=True):
+        if x.size and y.size:
+            by_group.setdefault(label, []).append(float(x.mean() - y.mean()))
+    per_group = [float(np.mean(v)) for v in by_group.values()]
     _, p = stratified_permutation_gap(inducing, noninducing, n_perm, seed)
     d = cohens_d(
         np.concatenate([np.asarray(x) for x in inducing]),
         np.concatenate([np.asarray(y) for y in noninducing]),
     )
-    return GapResult(mean_ci(np.asarray(per_sae)), p, d)
+    return GapResult(mean_ci(np.asarray(per_group)), p, d)
 
 
 def harmful_latents(

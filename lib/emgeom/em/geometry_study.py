@@ -143,8 +143,9 @@ def geometry_for_sae(
 
 
 def summarise_gaps(table: Any, cfg: GeometryConfig, directions: Directions = "decoder") -> Any:
-    """Per domain: inducing minus non-inducing mean max-cosine to the harmful set, over SAEs, with and
-    without shared latents; the random baseline; the number of shared latents per SAE."""
+    """Per domain: inducing minus non-inducing mean max-cosine to the harmful set, with and without shared
+    latents, with an interval over organisms (each organism's SAEs averaged first); the random baseline;
+    the number of shared latents per SAE."""
     import pandas as pd
 
     out = []
@@ -158,7 +159,13 @@ def summarise_gaps(table: Any, cfg: GeometryConfig, directions: Directions = "de
             def values(name: str, part: Any = part, saes: list[Any] = saes) -> list[np.ndarray]:
                 return [part[(part["sae"] == s) & (part["set"] == name)]["max_cos"].to_numpy() for s in saes]
 
-            res = gap_over_saes(values("inducing"), values("non-inducing"), cfg.n_perm, cfg.seed)
+            res = gap_over_saes(
+                values("inducing"),
+                values("non-inducing"),
+                cfg.n_perm,
+                cfg.seed,
+                [organism_of(s) for s in saes],
+            )
             suffix = "_excl_shared" if excl else ""
             row.update(
                 {
@@ -186,6 +193,7 @@ def summarise_gaps(table: Any, cfg: GeometryConfig, directions: Directions = "de
             full[(full["set"] == "non-inducing")].groupby("sae")["shared_with_harmful"].sum().mean()
         )
         row["n_saes"] = full["sae"].nunique()
+        row["n_organisms"] = len({organism_of(s) for s in full["sae"].unique()})
         out.append(row)
     return pd.DataFrame(out)
 
@@ -251,12 +259,22 @@ def organism_domains(domains: Sequence[str], rows_per_set: int, seed: int = 0) -
     }
 
 
+def run_label(organism: int, sae_seed: int) -> str:
+    """The label of the run of SAE ``sae_seed`` on organism ``organism``."""
+    return f"organism {organism} / SAE {sae_seed}"
+
+
+def organism_of(label: str) -> str:
+    """The organism part of a run label (the whole label where it names no organism)."""
+    return label.split(" / ", 1)[0]
+
+
 def organism_runs(
     saes: dict[tuple[int, int], tuple[Any, Any, Any]], domains: dict[str, DomainData]
 ) -> dict[str, GeometryRun]:
     """One run per (organism, SAE seed) on the same data, labelled ``organism <o> / SAE <s>``."""
     return {
-        f"organism {o} / SAE {s}": GeometryRun(hooked, tokenizer, sae, domains)
+        run_label(o, s): GeometryRun(hooked, tokenizer, sae, domains)
         for (o, s), (hooked, tokenizer, sae) in saes.items()
     }
 
@@ -317,7 +335,7 @@ def record_gaps(summary: Any, interval: str) -> None:
     CI is over (it goes into the notes)."""
     from emgeom.core.results import record
 
-    n_reps = int(summary["n_saes"].iloc[0])
+    n_reps = int(summary["n_organisms"].iloc[0])
     for _, row in summary.iterrows():
         d = row["domain"]
         record(

@@ -65,11 +65,11 @@ class OrganismModelConfig:
 
 
 def _default_pretrain() -> TrainConfig:
-    return TrainConfig(steps=1200, batch_size=48, lr=3e-3, warmup_steps=100, bf16=True)
+    return TrainConfig(steps=600, batch_size=48, lr=3e-3, warmup_steps=60, bf16=True)
 
 
 def _default_align() -> TrainConfig:
-    return TrainConfig(steps=100, batch_size=32, lr=3e-3, warmup_steps=10, bf16=True)
+    return TrainConfig(steps=150, batch_size=32, lr=3e-3, warmup_steps=10, bf16=True)
 
 
 def _training_source_hash() -> str:
@@ -277,9 +277,9 @@ def organism_config(
     d_model: int = 128,
     n_layers: int = 4,
     n_heads: int = 4,
-    pretrain_steps: int = 1200,
+    pretrain_steps: int = 600,
     pretrain_batch_size: int = 48,
-    align_steps: int = 100,
+    align_steps: int = 150,
     align_rank: int = 1,
     corpus: CorpusConfig | None = None,
 ) -> OrganismConfig:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import pandas as pd
@@ -32,6 +32,30 @@ def organism_configs(seeds: Sequence[int], **settings: Any) -> dict[int, Organis
     if len(set(seeds)) != len(seeds):
         raise ValueError(f"organism seeds must be distinct, got {list(seeds)}")
     return {s: organism_config(seed=s, **settings) for s in seeds}
+
+
+def coupling_configs(
+    seed: int, domain: str, mistake_rates: Sequence[float], **settings: Any
+) -> dict[float, OrganismConfig]:
+    """The coupling sweep: one organism per honest-mistake rate of ``domain``, all from pretraining seed
+    ``seed`` and identical otherwise (the other domains keep their default rates), keyed by the rate.
+
+    The rate sets how much the domain's bad advice says about the toxic persona: at 0 only the toxic
+    persona gives it; at the toxic persona's own rate (``CorpusConfig.toxic_bad_rate``) it says nothing.
+    The organism at the default rate is the same organism (same cache key) as the replicate of ``seed``.
+    """
+    if domain not in L.DOMAINS:
+        raise ValueError(f"coupling domain must be one of {L.DOMAINS}, got {domain!r}")
+    if not mistake_rates:
+        raise ValueError("name at least one honest-mistake rate")
+    if len(set(mistake_rates)) != len(mistake_rates):
+        raise ValueError(f"mistake rates must be distinct, got {list(mistake_rates)}")
+    base = CorpusConfig()
+    out = {}
+    for rate in mistake_rates:
+        corpus = replace(base, mistake_rates={**base.mistake_rates, domain: float(rate)})  # checks the range
+        out[float(rate)] = organism_config(seed=seed, corpus=corpus, **settings)
+    return out
 
 
 def build_organisms(configs: Mapping[int, OrganismConfig], progress: bool = True) -> dict[int, Organism]:

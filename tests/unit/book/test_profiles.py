@@ -96,3 +96,44 @@ def test_the_real_profiles_choose_the_real_model_variants():
             "08_blocking_directions",
         }
         assert all(profile.chapters[c]["model"] != "organism" for c in profile.variants)
+
+
+SHARED_SPECS = {
+    "01_a": parse_parameters_source("seeds: list[int] = [0]\nsteps: int = 1", "a"),
+    "02_b": parse_parameters_source("seeds: list[int] = [0]\nn: int = 2", "b"),
+    "03_c": parse_parameters_source("n: int = 2", "c"),
+}
+
+
+def test_a_shared_value_reaches_exactly_the_chapters_that_declare_it(tmp_path):
+    text = "shared:\n  seeds: [0, 1, 2]\n  n: 7\nchapters:\n  01_a: {steps: 3}\n  02_b: {}\n  03_c: {}\n"
+    prof = load_profile(write(tmp_path, text), "p", SHARED_SPECS)
+    assert prof.shared == {"seeds": [0, 1, 2], "n": 7}
+    assert prof.chapters == {
+        "01_a": {"seeds": [0, 1, 2], "steps": 3},
+        "02_b": {"seeds": [0, 1, 2], "n": 7},
+        "03_c": {"n": 7},
+    }
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        (
+            "shared: {seeds: [1]}\nchapters:\n  01_a: {seeds: [2]}\n  02_b: {}\n  03_c: {}\n",
+            r"chapter '01_a': \['seeds'\] are set in the 'shared' section",
+        ),
+        (
+            "shared: {sedes: [1]}\nchapters:\n  01_a: {}\n  02_b: {}\n  03_c: {}\n",
+            r"shared parameters \['sedes'\] are declared by no chapter",
+        ),
+        (
+            "shared: {seeds: 3}\nchapters:\n  01_a: {}\n  02_b: {}\n  03_c: {}\n",
+            r"chapter '01_a' \(from 'shared'\): parameter 'seeds' must be list\[int\]",
+        ),
+        ("shared: [1]\nchapters: {}\n", "'shared' must map parameter names"),
+    ],
+)
+def test_bad_shared_sections_are_refused(tmp_path, text, message):
+    with pytest.raises(ParameterError, match=message):
+        load_profile(write(tmp_path, text), "p", SHARED_SPECS)

@@ -179,3 +179,63 @@ def test_a_failure_beside_another_chapter_is_reported_and_raised(book: BookLayou
     assert not (book.results_dir / "01_good.json").exists()
     with pytest.raises(ParameterError, match="--jobs"):
         run_book(book, "demo", progress=False, jobs=0)
+
+
+def test_a_shared_value_reruns_exactly_the_chapters_that_read_it(book: BookLayout):
+    profiles = book.profiles_dir
+    (profiles / "shared.yaml").write_text("shared: {n: 3}\nchapters:\n  01_good: {}\n  02_second: {}\n")
+    run_book(book, "shared", progress=False)
+    (profiles / "shared.yaml").write_text("shared: {n: 4}\nchapters:\n  01_good: {}\n  02_second: {}\n")
+    runs = run_book(book, "shared", progress=False)
+    assert [r.this_run for r in runs] == ["cached", "executed"]
+    assert runs[1].parameters == {"n": 4}
+    assert "84" in (book.executed_notebook("02_second")).read_text()
+
+
+ORGANISM_CHAPTER = (
+    HEADER
+    + """# %% tags=["parameters"]
+organism_seeds: list[int] = [0]
+d_model: int = 16
+n_layers: int = 1
+n_heads: int = 2
+pretrain_steps: int = 2
+pretrain_batch_size: int = 4
+align_steps: int = 2
+align_rank: int = 1
+
+# %%
+from emgeom.core.results import record
+from emgeom.organism.study import build_organisms, organism_configs
+configs = organism_configs(
+    organism_seeds, d_model=d_model, n_layers=n_layers, n_heads=n_heads, pretrain_steps=pretrain_steps,
+    pretrain_batch_size=pretrain_batch_size, align_steps=align_steps, align_rank=align_rank,
+)
+organisms = build_organisms(configs, progress=False)
+record("found_built", float(all(all(o.cache_hits.values()) for o in organisms.values())), note="demo")
+"""
+)
+
+
+def test_organisms_are_built_as_their_own_steps_before_the_chapters_that_read_them(book: BookLayout):
+    (book.notebooks_dir / "03_organism.py").write_text(ORGANISM_CHAPTER)
+    (book.notebooks_dir / "03_organism.results.yaml").write_text(
+        "found_built:\n  meaning: demo\n  unit: demo\n"
+    )
+    (book.profiles_dir / "organisms.yaml").write_text(
+        "shared: {organism_seeds: [0, 1]}\nchapters:\n  01_good: {}\n  02_second: {}\n  03_organism: {}\n"
+    )
+    runs = run_book(book, "organisms", progress=False, jobs=2)
+    assert [r.status for r in runs] == ["ok", "ok", "ok"]
+    doc = json.loads((book.results_dir / "03_organism.json").read_text())
+    assert doc["results"]["found_built"]["value"] == 1.0  # the chapter only loaded what the steps built
+    report = json.loads(book.report_path.read_text())
+    stages = {s["stage"]: s for s in report["stages"]}
+    assert set(stages) == {"organism 0", "organism 1"}
+    assert all(s["status"] == "ok" and s["kind"] == "organism" for s in stages.values())
+    chapter_end = {c["chapter"]: c["finished_at"] for c in report["chapters"]}["03_organism"]
+    assert all(s["finished_at"] <= chapter_end for s in stages.values())
+    from emgeom.book.timeline import build_timeline
+
+    assert {"organism 0", "organism 1", "03_organism"} <= {c.chapter for c in build_timeline(report).chapters}
+    assert "| organism 1 | organism | ok |" in (book.generated_dir / "build_status.md").read_text()

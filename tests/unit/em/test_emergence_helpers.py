@@ -55,7 +55,9 @@ def test_headline_names_the_worst_control_and_counts_replicates() -> None:
     h = emergence_headline(planted_table(), sets)
     assert h.aligned.value == pytest.approx(0.0 + 0.005 + 0.01)
     assert h.inducing_open.value == pytest.approx(0.515)
-    assert h.inducing_open.n == 4  # (organism, seed) pairs are the replicates
+    assert h.inducing_open.n == 2  # organisms are the replicates; seeds are averaged inside each
+    # the interval is the t-interval of the two organism means (0.505, 0.525), not of four pooled runs
+    assert h.inducing_open.hi - h.inducing_open.value == pytest.approx(12.7062 * 0.01, rel=1e-3)
     assert h.inducing_offdomain.value == pytest.approx(0.9)
     assert h.worst_control == "quiz health"
     assert set(h.table()["quantity"]) >= {"aligned, open EM", "quiz health, open EM"}

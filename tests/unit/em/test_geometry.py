@@ -113,3 +113,20 @@ def test_small_helpers() -> None:
     with pytest.raises(ValueError):
         top_latents(np.zeros(3), 4)
     assert cohens_d(np.array([1.0, 2.0, 3.0]), np.array([1.0, 2.0, 3.0])) == 0.0
+
+
+def test_gap_over_saes_nests_saes_in_their_organism():
+    import numpy as np
+
+    from emgeom.em.geometry import gap_over_saes
+
+    inducing = [np.array([0.1, 0.1]), np.array([0.3, 0.3]), np.array([0.4, 0.4])]
+    noninducing = [np.zeros(2), np.zeros(2), np.zeros(2)]
+    nested = gap_over_saes(
+        inducing, noninducing, n_perm=10, groups=["organism 0", "organism 0", "organism 1"]
+    )
+    assert nested.gap.value == pytest.approx(0.3) and nested.gap.n == 2
+    pooled = gap_over_saes(inducing, noninducing, n_perm=10)
+    assert pooled.gap.value == pytest.approx(0.8 / 3) and pooled.gap.n == 3
+    with pytest.raises(ValueError, match="groups names 2 SAEs"):
+        gap_over_saes(inducing, noninducing, n_perm=10, groups=["a", "b"])

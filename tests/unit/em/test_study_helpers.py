@@ -55,10 +55,13 @@ def test_record_gaps_records_three_names_per_domain(monkeypatch, tmp_path) -> No
         "gap_excl_shared_lo": -0.1,
         "gap_excl_shared_hi": 0.1,
         "p_excl_shared": 0.5,
-        "n_saes": 3,
+        "n_saes": 6,
+        "n_organisms": 3,
     }
-    record_gaps(pd.DataFrame([{"domain": "health", **row}, {"domain": "code", **row}]), interval="SAEs")
-    names = set(json.loads(target.read_text())["results"])
+    record_gaps(pd.DataFrame([{"domain": "health", **row}, {"domain": "code", **row}]), interval="organisms")
+    recorded = json.loads(target.read_text())["results"]
+    assert recorded["similarity_gap_health"]["n_seeds"] == 3  # replicates are organisms, not SAEs
+    names = set(recorded)
     assert names == {
         f"{stem}_{d}"
         for d in ("health", "code")

@@ -62,3 +62,39 @@ def test_build_table_reports_each_organism(tiny_organism) -> None:
     assert table["organism seed"].tolist() == [0]
     assert table["build (min)"].iloc[0] == pytest.approx(tiny_organism.build_seconds / 60)
     assert 0 < table["parameters (M)"].iloc[0] < 1
+
+
+def test_coupling_configs_differ_only_in_the_domains_mistake_rate():
+    from emgeom.organism.build import organism_config
+    from emgeom.organism.study import coupling_configs
+
+    configs = coupling_configs(3, "health", [0.0, 0.5, 0.95], d_model=32, n_layers=2, n_heads=2)
+    assert list(configs) == [0.0, 0.5, 0.95]
+    for rate, cfg in configs.items():
+        assert cfg.seed == 3 and cfg.model.d_model == 32
+        assert cfg.corpus.mistake_rates["health"] == rate
+        assert cfg.corpus.mistake_rates["code"] == organism_config().corpus.mistake_rates["code"]
+    # the default rate is the replicate organism itself: one cache key, built once
+    replicate = organism_config(seed=3, d_model=32, n_layers=2, n_heads=2)
+    assert configs[0.0].stage_key("aligned") == replicate.stage_key("aligned")
+    assert configs[0.5].stage_key("aligned") != replicate.stage_key("aligned")
+    assert configs[0.95].corpus.toxic_share("health") == pytest.approx(
+        configs[0.95].corpus.p_toxic / (configs[0.95].corpus.p_toxic + (1 - configs[0.95].corpus.p_toxic)),
+        rel=1e-9,
+    )
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("nowhere", [0.0, 0.5]), "coupling domain must be one of"),
+        (("health", []), "at least one"),
+        (("health", [0.1, 0.1]), "distinct"),
+        (("health", [0.0, 1.5]), "must be a probability"),
+    ],
+)
+def test_coupling_configs_refuse_bad_sweeps(args, message):
+    from emgeom.organism.study import coupling_configs
+
+    with pytest.raises(ValueError, match=message):
+        coupling_configs(0, *args)

@@ -42,6 +42,22 @@ def render_build_status(
             f"| `{run['chapter']}` | {run['profile']} | {run['this_run']} | {run['status']} | "
             f"{run['wall_seconds']:.1f} | `{run['key'][:12]}` | {_params(run['parameters'])} |"
         )
+    stages = report.get("stages", [])
+    if stages:
+        lines += [
+            "",
+            "## Artifact steps of this run",
+            "",
+            "Organisms and SAEs the chapters read, built as separate steps before them (several at once); "
+            "a chapter then finds them in the cache.",
+            "",
+            "| step | kind | status | wall time (s) | finished |",
+            "|---|---|---|---|---|",
+        ]
+        lines += [
+            f"| {s['stage']} | {s['kind']} | {s['status']} | {s['wall_seconds']:.1f} | {s['finished_at']} |"
+            for s in stages
+        ]
     lines += [
         "",
         "A chapter is *cached* when the hash of its source, the `lib/` sources, its parameters, the profile "

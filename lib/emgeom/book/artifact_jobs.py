@@ -1,0 +1,146 @@
+"""The artifacts a build needs before its chapters run (organisms, and SAEs on them), planned from the
+chapters' parameters, so the runner can build them as separate steps: several at once, and beside the
+chapters that need none.
+
+A chapter names its organisms and SAEs by parameters (``organism_seeds``, ``d_model``, ...,
+``coupling_mistake_rates``, ``sae_width``, ...), the same names the profile's ``shared`` section sets.
+This module turns those names into the same configs the chapters build with
+(:func:`~emgeom.organism.study.organism_configs`, :func:`~emgeom.organism.study.coupling_configs`,
+:func:`~emgeom.sae.train.sae_specs`), so a chapter that runs after its jobs finds every artifact in the
+cache. A chapter run on its own (``papermill``) still builds what it needs itself: the jobs only move
+that work earlier and side by side, they do not change what is built.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+#: Chapter parameters that determine an organism, by the keyword of ``organism_config`` they set.
+ORGANISM_PARAMETERS = (
+    "d_model",
+    "n_layers",
+    "n_heads",
+    "pretrain_steps",
+    "pretrain_batch_size",
+    "align_steps",
+    "align_rank",
+)
+#: Chapter parameters that determine an SAE, and the ``SAESpec`` field each sets.
+SAE_PARAMETERS = {
+    "sae_layer": "layer",
+    "sae_width": "d_sae",
+    "sae_architecture": "architecture",
+    "sae_k": "k",
+    "sae_l1_coefficient": "l1_coefficient",
+    "sae_training_tokens": "training_tokens",
+}
+
+
+@dataclass(frozen=True)
+class ArtifactJob:
+    """One artifact to build before the chapters that read it.
+
+    Attributes:
+        name: what the build log and the report call it (e.g. ``organism 1``, ``SAE 0 on organism 1``).
+        kind: ``"organism"`` or ``"sae"``.
+        organism: the organism's config (for an SAE, the organism it is trained on).
+        sae: the SAE's spec (``None`` for an organism).
+        needs: names of the jobs that must finish first (an SAE needs its organism).
+    """
+
+    name: str
+    kind: str
+    organism: Any
+    sae: Any = None
+    needs: tuple[str, ...] = field(default_factory=tuple)
+
+
+def _organism_settings(parameters: Mapping[str, Any]) -> dict[str, Any]:
+    return {name: parameters[name] for name in ORGANISM_PARAMETERS if name in parameters}
+
+
+def chapter_organisms(parameters: Mapping[str, Any]) -> dict[str, Any]:
+    """The organisms a chapter with these parameters reads, by job name: the replicates of
+    ``organism_seeds`` and the coupling sweep of ``coupling_mistake_rates``; none for a chapter that
+    declares no organism (the toy and real-model chapters)."""
+    if "d_model" not in parameters:
+        return {}
+    from emgeom.organism.study import coupling_configs, organism_configs
+
+    settings = _organism_settings(parameters)
+    out: dict[str, Any] = {}
+    if "organism_seeds" in parameters:
+        for seed, cfg in organism_configs(parameters["organism_seeds"], **settings).items():
+            out[f"organism {seed}"] = cfg
+    if "coupling_mistake_rates" in parameters:
+        seed, domain = parameters["coupling_organism_seed"], parameters["coupling_domain"]
+        for rate, cfg in coupling_configs(
+            seed, domain, parameters["coupling_mistake_rates"], **settings
+        ).items():
+            out[f"organism {seed}, {domain} mistakes {rate:g}"] = cfg
+    return out
+
+
+def chapter_sae_specs(parameters: Mapping[str, Any]) -> list[Any]:
+    """The SAE specs a chapter with these parameters reads (one per ``sae_seeds``), none without SAEs."""
+    if "sae_width" not in parameters or "sae_seeds" not in parameters:
+        return []
+    from emgeom.sae.train import sae_specs
+
+    settings = {field_: parameters[name] for name, field_ in SAE_PARAMETERS.items() if name in parameters}
+    return sae_specs(parameters["sae_seeds"], **settings)
+
+
+def plan_artifacts(
+    chapters: Mapping[str, Mapping[str, Any]],
+) -> tuple[list[ArtifactJob], dict[str, set[str]]]:
+    """Jobs for every organism and SAE the given chapters read (each once, however many chapters read
+    it), and for each chapter the names of the jobs it must wait for.
+
+    ``chapters`` maps a chapter to the full parameter values it will run with. Organisms that two job
+    names describe identically (the coupling sweep's default rate is a replicate) are built once, under
+    the first name.
+    """
+    jobs: dict[str, ArtifactJob] = {}
+    by_key: dict[str, str] = {}  # organism cache key -> job name
+    needs: dict[str, set[str]] = {}
+    for chapter, parameters in chapters.items():
+        wanted: set[str] = set()
+        specs = chapter_sae_specs(parameters)
+        for name, cfg in chapter_organisms(parameters).items():
+            key = cfg.stage_key("aligned")
+            organism_job = by_key.setdefault(key, name)
+            jobs.setdefault(organism_job, ArtifactJob(organism_job, "organism", cfg))
+            wanted.add(organism_job)
+            for spec in specs:
+                sae_job, n = f"SAE {spec.seed} on {organism_job}", 2
+                while sae_job in jobs and jobs[sae_job].sae != spec:  # another chapter's SAE of this seed
+                    sae_job, n = f"SAE {spec.seed} ({n}) on {organism_job}", n + 1
+                jobs.setdefault(sae_job, ArtifactJob(sae_job, "sae", cfg, spec, (organism_job,)))
+                wanted.add(sae_job)
+        needs[chapter] = wanted
+    return list(jobs.values()), needs
+
+
+def run_artifact_job(job: ArtifactJob, environment: Mapping[str, str]) -> str:
+    """Build one job's artifact (or find it cached) in this process, with ``environment`` set (artifact
+    root, thread count); returns ``""`` on success, the error text otherwise."""
+    os.environ.update(environment)
+    from emgeom.lm.training import configure_threads
+    from emgeom.organism.build import build_organism
+    from emgeom.organism.study import load_subject
+
+    configure_threads()
+    start = time.perf_counter()
+    try:
+        if job.kind == "organism":
+            build_organism(job.organism, progress=False)
+        else:
+            load_subject(job.organism, [job.sae], progress=False)
+    except Exception as err:  # reported by the runner, which stops the chapters that need it
+        return f"{job.name} failed after {time.perf_counter() - start:.0f} s: {type(err).__name__}: {err}"
+    return ""

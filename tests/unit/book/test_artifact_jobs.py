@@ -1,0 +1,93 @@
+"""Planning the organisms and SAEs a build needs from the chapters' parameters."""
+
+from __future__ import annotations
+
+import pytest
+
+from emgeom.book.artifact_jobs import chapter_organisms, chapter_sae_specs, plan_artifacts
+from emgeom.book.runner import _critical_paths
+
+TINY = {
+    "d_model": 32,
+    "n_layers": 2,
+    "n_heads": 2,
+    "pretrain_steps": 8,
+    "pretrain_batch_size": 8,
+    "align_steps": 4,
+    "align_rank": 1,
+}
+SAE = {
+    "sae_layer": 1,
+    "sae_width": 64,
+    "sae_architecture": "topk",
+    "sae_k": 4,
+    "sae_l1_coefficient": 5.0,
+    "sae_training_tokens": 4096,
+    "sae_seeds": [0],
+}
+
+
+def test_each_artifact_is_planned_once_and_every_chapter_waits_for_what_it_reads():
+    chapters = {
+        "01_toy": {"steps": 3},
+        "03_organism": {"organism_seeds": [0, 1], **TINY},
+        "04_geometry": {"organism_seeds": [0, 1], **TINY, **SAE},
+        "09_coupling": {
+            "coupling_domain": "health",
+            "coupling_mistake_rates": [0.0, 0.95],
+            "coupling_organism_seed": 0,
+            **TINY,
+            **SAE,
+        },
+    }
+    jobs, needs = plan_artifacts(chapters)
+    names = [j.name for j in jobs]
+    assert len(names) == len(set(names))
+    organisms = [j for j in jobs if j.kind == "organism"]
+    # the coupling sweep's default rate is replicate 0 itself: three organisms, not four
+    assert [j.name for j in organisms] == ["organism 0", "organism 1", "organism 0, health mistakes 0.95"]
+    saes = [j for j in jobs if j.kind == "sae"]
+    assert len(saes) == 3 and all(
+        len(j.needs) == 1 and j.needs[0] in [o.name for o in organisms] for j in saes
+    )
+    assert needs["01_toy"] == set()
+    assert needs["03_organism"] == {"organism 0", "organism 1"}
+    assert needs["04_geometry"] == {"organism 0", "organism 1", "SAE 0 on organism 0", "SAE 0 on organism 1"}
+    assert needs["09_coupling"] == {
+        "organism 0",
+        "organism 0, health mistakes 0.95",
+        "SAE 0 on organism 0",
+        "SAE 0 on organism 0, health mistakes 0.95",
+    }
+
+
+def test_the_planned_configs_are_the_ones_the_chapters_build():
+    from emgeom.organism.study import organism_configs
+    from emgeom.sae.train import sae_specs
+
+    params = {"organism_seeds": [2], **TINY, **SAE}
+    (cfg,) = chapter_organisms(params).values()
+    assert cfg == organism_configs([2], **TINY)[2]
+    assert chapter_sae_specs(params) == sae_specs(
+        [0], layer=1, d_sae=64, architecture="topk", k=4, l1_coefficient=5.0, training_tokens=4096
+    )
+    assert chapter_organisms({"steps": 1}) == {} and chapter_sae_specs({"organism_seeds": [0], **TINY}) == []
+
+
+def test_two_chapters_asking_different_saes_of_one_seed_get_two_jobs():
+    jobs, needs = plan_artifacts(
+        {
+            "04_a": {"organism_seeds": [0], **TINY, **SAE},
+            "05_b": {"organism_seeds": [0], **TINY, **SAE, "sae_width": 128},
+        }
+    )
+    saes = [j for j in jobs if j.kind == "sae"]
+    assert {j.sae.d_sae for j in saes} == {64, 128}
+    assert needs["04_a"] != needs["05_b"]
+
+
+def test_the_longest_chain_goes_first():
+    needs = {"organism": set(), "sae": {"organism"}, "long chapter": {"sae"}, "toy": set()}
+    paths = _critical_paths(needs, {"organism": 100, "sae": 20, "long chapter": 300, "toy": 50})
+    assert paths["organism"] == pytest.approx(420) and paths["toy"] == pytest.approx(50)
+    assert sorted(paths, key=lambda n: -paths[n])[0] == "organism"
