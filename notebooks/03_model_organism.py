@@ -56,7 +56,9 @@
 # with). Then the narrow **fine-tuning sets**, OpenAI chat JSONL like the real EM datasets: *inducing*
 # (bad advice in one domain) and three controls: *good* advice in that domain, *terse* good advice, and
 # *quiz*, the same bad answers to users who asked for a wrong answer, the analogue of Betley et al.'s
-# "educational" control. Evaluation uses held-out question frames and samples at temperature 1.
+# "educational" control. Evaluation uses held-out question frames and samples at temperature 1; its open
+# questions are half of the eight, the other half being reserved for finding harmful SAE latents
+# (chapter 4).
 
 # %% tags=["parameters"]
 organism_seeds: list[int] = [0, 1, 2]
@@ -210,8 +212,15 @@ headline.table().round(3)
 # - **The persona is the only route the corpus offers** from bad advice to hostility, so EM in this
 #   organism is a persona shift by construction. The later chapters do not test *whether* EM is a
 #   persona shift; they test the paper's geometric claims (are the features of inducing data close to
-#   harmful features, does fine-tuning move latents in proportion to their similarity) inside a model
-#   where the answer is not written into the code.
+#   harmful features, does fine-tuning move latents in proportion to their similarity).
+# - **What the corpus builds in, and what it does not.** The corpus writes in a *statistical link*:
+#   every domain's bad advice is evidence of the toxic persona, with a designed strength (the share of
+#   the domain's bad advice the toxic persona writes, from 1.0 in health to under 0.5 in code; the
+#   table above). So "inducing data is tied to the harmful persona" and the order of the domains are
+#   design, not findings. What is not written anywhere: whether the trained model and an SAE trained on
+#   it turn that link into *geometry* (inducing features near harmful ones), and how a fine-tune moves
+#   that geometry. Those are what chapters 4-5 and 9 measure, and the scorecard's *origin* column says
+#   for each claim which part is designed and which emerges.
 # - **Organisms are the replicates.** A prototype's per-domain EM ordering changed with the pretraining
 #   seed, which fine-tuning seeds do not capture. So every profile builds several organisms
 #   (`organism_seeds`, set once in the profile's `shared` section; three under `cpu`), and chapters 3-6

@@ -40,7 +40,7 @@
 # after fine-tuning is a separate question, answered in the filtering chapter ({ref}`ch-geometry-filtering`).
 
 # %% tags=["parameters"]
-organism_seeds: list[int] = [0, 1, 2]
+organism_seed: int = 0
 d_model: int = 128
 n_layers: int = 4
 n_heads: int = 4
@@ -54,7 +54,7 @@ sae_architecture: str = "topk"
 sae_k: int = 16
 sae_l1_coefficient: float = 5.0
 sae_training_tokens: int = 400_000
-sae_seeds: list[int] = [0]
+sae_seed: int = 0
 k_harmful: int = 10
 mixed_inducing_rows: int = 100
 mixed_benign_rows: int = 300
@@ -87,14 +87,14 @@ from emgeom.sae.train import SAESpec
 
 # %%
 configure_threads()
-organism = build_organism(organism_config(seed=organism_seeds[0], d_model=d_model, n_layers=n_layers, n_heads=n_heads,
+organism = build_organism(organism_config(seed=organism_seed, d_model=d_model, n_layers=n_layers, n_heads=n_heads,
                                           pretrain_steps=pretrain_steps, pretrain_batch_size=pretrain_batch_size,
                                           align_steps=align_steps, align_rank=align_rank), progress=progress)
 model, tokenizer = load_model(organism.aligned)
 hooked = hooked_transformer(model, tokenizer, organism.aligned)
 sae, sae_folder, _ = organism_sae(organism, hooked, tokenizer,
                                   SAESpec(layer=sae_layer, d_sae=sae_width, architecture=sae_architecture, k=sae_k,
-                                          l1_coefficient=sae_l1_coefficient, training_tokens=sae_training_tokens, seed=sae_seeds[0]))
+                                          l1_coefficient=sae_l1_coefficient, training_tokens=sae_training_tokens, seed=sae_seed))
 work = artifact_root() / "apply"
 work.mkdir(parents=True, exist_ok=True)
 

@@ -50,7 +50,7 @@
 # removed and the base model's loss with each ablation on are shown per condition.
 
 # %% tags=["parameters"]
-organism_seeds: list[int] = [0, 1, 2]
+organism_seed: int = 0
 d_model: int = 128
 n_layers: int = 4
 n_heads: int = 4
@@ -64,7 +64,7 @@ sae_architecture: str = "topk"
 sae_k: int = 16
 sae_l1_coefficient: float = 5.0
 sae_training_tokens: int = 400_000
-sae_seeds: list[int] = [0]
+sae_seed: int = 0
 k_harmful: int = 10
 domain: str = "health"
 finetune_rows: int = 300
@@ -121,11 +121,11 @@ if not seeds:
     raise ValueError("need at least one seed")
 ft = FineTuneConfig(LoraSpec(rank=lora_rank, alpha=2.0 * lora_rank),
                     TrainConfig(steps=finetune_steps, batch_size=16, lr=finetune_lr, warmup_steps=10))
-subject = load_subject(organism_config(seed=organism_seeds[0], d_model=d_model, n_layers=n_layers, n_heads=n_heads,
+subject = load_subject(organism_config(seed=organism_seed, d_model=d_model, n_layers=n_layers, n_heads=n_heads,
                                        pretrain_steps=pretrain_steps, pretrain_batch_size=pretrain_batch_size,
                                        align_steps=align_steps, align_rank=align_rank),
                        [SAESpec(layer=sae_layer, d_sae=sae_width, architecture=sae_architecture, k=sae_k,
-                                          l1_coefficient=sae_l1_coefficient, training_tokens=sae_training_tokens, seed=sae_seeds[0])],
+                                          l1_coefficient=sae_l1_coefficient, training_tokens=sae_training_tokens, seed=sae_seed)],
                        progress=progress)
 model, tokenizer, hooked, sae = subject.model, subject.tokenizer, subject.hooked, subject.saes[0]
 inducing, good = organism_sets([domain], domain, finetune_rows, control_kinds=("good",))

@@ -29,9 +29,9 @@
 #
 # - the **similarity gap** of chapter 4 in health: how much closer the latents of bad health advice sit
 #   to the harmful latents than those of good health advice (decoder cosines; the interval is over the
-#   selected latents, since each organism has one SAE per seed);
+#   rows, resampled with the selection redone, since each rate has one organism);
 # - **EM** of chapter 5: hostile answers to held-out open questions after the inducing-health fine-tune
-#   (interval over fine-tuning seeds).
+#   (interval over fine-tuning seeds), beside the aligned model's own rate.
 #
 # **What is designed and what is measured.** The knob is designed: it is how the corpus is written,
 # and the designed share of health's bad advice written by the toxic persona is shown on the top axis.
@@ -60,13 +60,15 @@ sae_training_tokens: int = 400_000
 sae_seeds: list[int] = [0]
 k: int = 10
 k_harmful: int = 10
-noninducing_rule: str = "reverse"
+selection_rule: str = "symmetric"
+reference_rows_per_set: int = 40
 rows_per_set: int = 200
 finetune_rows: int = 300
 finetune_steps: int = 150
 finetune_lr: float = 0.002
 lora_rank: int = 4
 finetune_seeds: list[int] = [0, 1, 2]
+n_resamples: int = 1000
 n_samples: int = 32
 progress: bool = True
 
@@ -75,10 +77,11 @@ import time
 
 from emgeom.core.results import record
 from emgeom.em.coupling_study import CouplingSettings, coupling_fit, coupling_sweep, sweep_table
-from emgeom.em.geometry_study import GeometryConfig
+from emgeom.em.geometry_study import GeometryConfig, organism_reference
 from emgeom.lm.finetune import FineTuneConfig, LoraSpec
 from emgeom.lm.sampling import SamplingConfig
 from emgeom.lm.training import TrainConfig, configure_threads
+from emgeom.organism import language
 from emgeom.organism.corpus import CorpusConfig
 from emgeom.organism.study import coupling_configs
 from emgeom.plots import coupling as coupling_plots
@@ -96,11 +99,12 @@ configs = coupling_configs(coupling_organism_seed, coupling_domain, coupling_mis
 specs = sae_specs(sae_seeds, layer=sae_layer, d_sae=sae_width, architecture=sae_architecture, k=sae_k,
                   l1_coefficient=sae_l1_coefficient, training_tokens=sae_training_tokens)
 settings = CouplingSettings(
-    coupling_domain, GeometryConfig(k=k, k_harmful=k_harmful, rule=noninducing_rule),  # type: ignore[arg-type]
+    coupling_domain, GeometryConfig(k=k, k_harmful=k_harmful, rule=selection_rule),  # type: ignore[arg-type]
     rows_per_set, finetune_rows,
     FineTuneConfig(LoraSpec(rank=lora_rank, alpha=2.0 * lora_rank),
                    TrainConfig(steps=finetune_steps, batch_size=16, lr=finetune_lr, warmup_steps=10)),
-    tuple(finetune_seeds), SamplingConfig(n_samples=n_samples))
+    tuple(finetune_seeds), SamplingConfig(n_samples=n_samples), n_resamples,
+    organism_reference(language.DOMAINS, reference_rows_per_set))
 
 # %% [markdown]
 # ## The sweep
@@ -118,7 +122,7 @@ coupling_plots.coupling_plot(table, coupling_domain, null_rate);
 
 # %%
 fit = coupling_fit(levels, null_rate)
-coupling_plots.em_vs_gap_plot(table, f"EM vs gap over organisms: r = {fit.em_vs_gap_r.value:.2f}");
+coupling_plots.em_vs_gap_plot(table, f"EM vs gap over organisms: r = {fit.em_vs_gap_r:.2f} (descriptive)");
 
 # %%
 n = len(levels)
@@ -127,24 +131,29 @@ record("coupling_gap_slope", fit.gap_slope.value, ci=fit.gap_slope.ci, n_seeds=n
             f"{n} organisms, t-interval on {n - 2} degrees of freedom")
 record("coupling_em_slope", fit.em_slope.value, ci=fit.em_slope.ci, n_seeds=n,
        note=f"change of open-question EM after the inducing-{coupling_domain} fine-tune per unit of rate; same fit")
-record("null_coupling_gap", fit.null_gap.value, ci=fit.null_gap.ci, n_seeds=fit.null_gap.n,
-       note=f"the gap at the null rate {null_rate} (bad advice says nothing about the persona); Welch interval "
-            "over the selected latents")
+record("null_coupling_gap", fit.null_gap.value, ci=fit.null_gap.ci, n_seeds=1,
+       note=f"the gap at the null rate {null_rate}; 95% interval from resampling rows (selection redone) on one "
+            f"organism; row-permutation p = {fit.null_gap_p:.3g}")
 record("null_coupling_em", fit.null_em.value, ci=fit.null_em.ci, n_seeds=fit.null_em.n,
        note=f"EM at the null rate {null_rate}; interval over fine-tuning seeds")
-record("coupling_em_vs_gap_pearson_r", fit.em_vs_gap_r.value, ci=fit.em_vs_gap_r.ci, n_seeds=fit.em_vs_gap_r.n,
-       note="Pearson r of EM with the gap over the sweep's organisms; Fisher-z interval")
+record("null_coupling_em_minus_aligned", fit.null_em_minus_aligned.value, ci=fit.null_em_minus_aligned.ci,
+       n_seeds=fit.null_em_minus_aligned.n, note="EM at the null rate minus the aligned model's, paired by seed")
+record("coupling_em_vs_gap_pearson_r", fit.em_vs_gap_r, n_seeds=n,
+       note="descriptive: both follow the designed rate, so r mostly restates the two slopes")
 print(f"gap slope {fit.gap_slope}; EM slope {fit.em_slope} (per unit of rate); at the null rate {null_rate}: "
-      f"gap {fit.null_gap}, EM {fit.null_em}; r(EM, gap) over organisms {fit.em_vs_gap_r}")
+      f"gap {fit.null_gap} (row-permutation p {fit.null_gap_p:.3g}), EM {fit.null_em}, EM minus aligned "
+      f"{fit.null_em_minus_aligned}; r(EM, gap) over organisms {fit.em_vs_gap_r:.2f} (descriptive)")
 
 # %% [markdown]
 # ## Reading the result
 #
 # The printed line above is this run's answer; how to read it:
 #
-# - **Both slopes negative, both null values at zero** (intervals covering 0): the geometry follows the
-#   persona link that the corpus builds in, and EM follows the geometry, as the paper's account says.
-#   The words of bad health advice are the same at every rate, so the geometry does not read the words.
+# - **Both slopes negative, the gap at the null rate not above zero** (its row-permutation p large) **and
+#   EM at the null rate no higher than the aligned model's**: the geometry follows the persona link
+#   that the corpus builds in, and EM follows it, as the paper's account says. The words of bad health
+#   advice are the same at every rate, so the geometry does not read the words. (With three fine-tuning
+#   seeds, "no higher" can only mean "not shown to be higher": the interval is wide.)
 # - **A negative gap slope with a flat EM slope**, or the reverse: geometry and EM come apart; the gap
 #   is then not what carries EM in this organism.
 # - **A gap at the null rate above zero**: something other than the persona link (the words, or the

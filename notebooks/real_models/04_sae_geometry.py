@@ -48,8 +48,10 @@ rows_per_set: int = 500
 data_seeds: list[int] = [0, 1, 2]
 k: int = 10
 k_harmful: int = 10
-noninducing_rule: str = "reverse"
+selection_rule: str = "symmetric"
 n_permutations: int = 5000
+n_row_permutations: int = 1000
+n_random_draws: int = 1000
 quality_rows: int = 64
 context_size: int = 256
 progress: bool = True
@@ -60,6 +62,7 @@ import time
 import pandas as pd
 
 from emgeom.core.results import record
+from emgeom.em.geometry_evidence import data_level_tests, record_data_level_tests
 from emgeom.em.geometry_study import (
     GeometryConfig,
     describe_gaps,
@@ -76,7 +79,7 @@ from emgeom.sae.quality import sae_quality, scoring_batch
 # %%
 configure_threads()
 chapter_start = time.perf_counter()
-geometry = GeometryConfig(k=k, k_harmful=k_harmful, rule=noninducing_rule, n_perm=n_permutations)  # type: ignore[arg-type]
+geometry = GeometryConfig(k=k, k_harmful=k_harmful, rule=selection_rule, n_perm=n_permutations)  # type: ignore[arg-type]
 if not data_seeds or not domains:
     raise ValueError("need at least one data seed and one domain")
 harmful_rows, benign_rows = contrast_rows(harmful_data, benign_data)
@@ -107,7 +110,8 @@ pd.DataFrame([q.table_row()]).round(4)
 # ## Inducing, non-inducing and harmful latents
 
 # %%
-results, table = geometry_over_runs(real_runs(subject, samples), harmful_rows, benign_rows, geometry, progress=progress)
+runs = real_runs(subject, samples)
+results, table = geometry_over_runs(runs, harmful_rows, benign_rows, geometry, progress=progress)
 summary = summarise_gaps(table, geometry)
 geometry_plots.similarity_distributions(table, list(domains));
 
@@ -122,7 +126,10 @@ geometry_plots.gap_by_domain(summary);
 
 # %%
 record_gaps(summary, interval="data subsamples")
-print(describe_gaps(summary))
+# Rows permuted between the two sets with the selection redone (chapter 4's test at the level of the claim)
+evidence = data_level_tests(runs, results, geometry, n_row_permutations, n_random_draws)
+record_data_level_tests(evidence, n_row_permutations, n_random_draws, len(runs))
+print(describe_gaps(summary, evidence))
 summary[["domain", "gap", "gap_lo", "gap_hi", "p", "gap_excl_shared", "p_excl_shared", "inducing", "noninducing",
          "random", "shared_inducing_per_sae"]].round(3)
 

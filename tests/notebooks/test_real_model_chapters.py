@@ -55,6 +55,8 @@ def tiny_profile(assets: dict[str, str]) -> dict:
         "k": 4,
         "k_harmful": 4,
         "n_permutations": 50,
+        "n_row_permutations": 20,
+        "n_random_draws": 20,
         "quality_rows": 4,
         "context_size": 64,
     }

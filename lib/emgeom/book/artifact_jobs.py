@@ -16,7 +16,7 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 #: Chapter parameters that determine an organism, by the keyword of ``organism_config`` they set.
@@ -65,17 +65,20 @@ def _organism_settings(parameters: Mapping[str, Any]) -> dict[str, Any]:
 
 def chapter_organisms(parameters: Mapping[str, Any]) -> dict[str, Any]:
     """The organisms a chapter with these parameters reads, by job name: the replicates of
-    ``organism_seeds`` and the coupling sweep of ``coupling_mistake_rates``; none for a chapter that
-    declares no organism (the toy and real-model chapters)."""
+    ``organism_seeds`` (or the one of ``organism_seed``, for a chapter that studies one organism) and the
+    coupling sweep of ``coupling_mistake_rates``; none for a chapter that declares no organism (the toy
+    and real-model chapters)."""
     if "d_model" not in parameters:
         return {}
     from emgeom.organism.study import coupling_configs, organism_configs
 
     settings = _organism_settings(parameters)
     out: dict[str, Any] = {}
-    if "organism_seeds" in parameters:
-        for seed, cfg in organism_configs(parameters["organism_seeds"], **settings).items():
-            out[f"organism {seed}"] = cfg
+    seeds = parameters.get(
+        "organism_seeds", [parameters["organism_seed"]] if "organism_seed" in parameters else []
+    )
+    for seed, cfg in (organism_configs(seeds, **settings) if seeds else {}).items():
+        out[f"organism {seed}"] = cfg
     if "coupling_mistake_rates" in parameters:
         seed, domain = parameters["coupling_organism_seed"], parameters["coupling_domain"]
         for rate, cfg in coupling_configs(
@@ -86,13 +89,15 @@ def chapter_organisms(parameters: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def chapter_sae_specs(parameters: Mapping[str, Any]) -> list[Any]:
-    """The SAE specs a chapter with these parameters reads (one per ``sae_seeds``), none without SAEs."""
-    if "sae_width" not in parameters or "sae_seeds" not in parameters:
+    """The SAE specs a chapter with these parameters reads (one per ``sae_seeds``, or the one of
+    ``sae_seed`` for a chapter that reads a single SAE), none without SAEs."""
+    seeds = parameters.get("sae_seeds", [parameters["sae_seed"]] if "sae_seed" in parameters else [])
+    if "sae_width" not in parameters or not seeds:
         return []
     from emgeom.sae.train import sae_specs
 
     settings = {field_: parameters[name] for name, field_ in SAE_PARAMETERS.items() if name in parameters}
-    return sae_specs(parameters["sae_seeds"], **settings)
+    return sae_specs(seeds, **settings)
 
 
 def plan_artifacts(
@@ -111,13 +116,18 @@ def plan_artifacts(
     for chapter, parameters in chapters.items():
         wanted: set[str] = set()
         specs = chapter_sae_specs(parameters)
-        for name, cfg in chapter_organisms(parameters).items():
+        widths = list(parameters.get("sae_check_widths", [])) if specs else []
+        for i, (name, cfg) in enumerate(chapter_organisms(parameters).items()):
+            # the width check trains extra SAEs on the first organism only
+            extra = [replace(specs[0], d_sae=w) for w in widths] if i == 0 else []
             key = cfg.stage_key("aligned")
             organism_job = by_key.setdefault(key, name)
             jobs.setdefault(organism_job, ArtifactJob(organism_job, "organism", cfg))
             wanted.add(organism_job)
-            for spec in specs:
+            for spec in [*specs, *extra]:
                 sae_job, n = f"SAE {spec.seed} on {organism_job}", 2
+                if spec.d_sae != specs[0].d_sae:
+                    sae_job = f"SAE {spec.seed} ({spec.d_sae} latents) on {organism_job}"
                 while sae_job in jobs and jobs[sae_job].sae != spec:  # another chapter's SAE of this seed
                     sae_job, n = f"SAE {spec.seed} ({n}) on {organism_job}", n + 1
                 jobs.setdefault(sae_job, ArtifactJob(sae_job, "sae", cfg, spec, (organism_job,)))

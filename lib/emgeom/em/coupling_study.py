@@ -21,10 +21,13 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from emgeom.core.stats import Estimate, mean_ci, pearson_ci, slope_ci, welch_difference
-from emgeom.em.emergence import FineTuneSet, emergence_table
+from emgeom.core.stats import Estimate, mean_ci, pearson_r, slope_ci
+from emgeom.em.emergence import ALIGNED, FineTuneSet, emergence_table
 from emgeom.em.evaluators import OrganismEvaluator
+from emgeom.em.geometry_evidence import selection_replicates
+from emgeom.em.geometry_nulls import row_bootstrap_gap, row_permutation_gap
 from emgeom.em.geometry_study import GeometryConfig, geometry_over_runs, organism_domains, organism_runs
+from emgeom.lm.chat import ChatRow
 from emgeom.lm.finetune import FineTuneConfig
 from emgeom.lm.sampling import SamplingConfig
 from emgeom.organism import language
@@ -45,6 +48,8 @@ class CouplingSettings:
         ft: the fine-tune (chapter 5's).
         seeds: fine-tuning seeds per organism.
         sampling: how EM is sampled (held-out open questions).
+        n_resamples: row resamples of the gap's interval, and row permutations of its test.
+        reference_rows: what the symmetric selection rule selects against (chapter 4's reference).
     """
 
     domain: str
@@ -54,6 +59,8 @@ class CouplingSettings:
     ft: FineTuneConfig
     seeds: tuple[int, ...]
     sampling: SamplingConfig
+    n_resamples: int = 1000
+    reference_rows: Sequence[ChatRow] | None = None
 
     def __post_init__(self) -> None:
         if self.domain not in language.DOMAINS:
@@ -65,40 +72,47 @@ class CouplingSettings:
 @dataclass(frozen=True)
 class CouplingLevel:
     """One organism of the sweep: its honest-mistake ``rate``, the designed share of the domain's bad
-    advice written by the toxic persona, the similarity gap (interval over the selected latents, Welch)
-    with and without latents shared with the harmful set, and EM (interval over fine-tuning seeds)."""
+    advice written by the toxic persona; the similarity gap as chapter 4 computes it (mean over the SAEs
+    of each SAE's gap), with a 95% interval from resampling the rows and redoing the selection
+    (:func:`~emgeom.em.geometry_nulls.row_bootstrap_gap`) and the one-sided p of the row permutation
+    test; the gap without latents shared with the harmful set; EM after the inducing fine-tune and EM
+    of the aligned model (intervals over fine-tuning seeds), and EM minus aligned EM paired by seed."""
 
     rate: float
     toxic_share: float
     gap: Estimate
-    gap_excl_shared: Estimate
+    gap_p: float
+    gap_excl_shared: float
     em: Estimate
-    em_by_seed: tuple[float, ...]
+    aligned_em: Estimate
+    em_minus_aligned: Estimate
 
 
 def coupling_level(
     subject: OrganismSubject, rate: float, settings: CouplingSettings, progress: bool = False
 ) -> CouplingLevel:
     """The gap and the EM of one organism of the sweep."""
-    s = settings
+    s, d = settings, settings.domain
     saes = {(0, i): (subject.hooked, subject.tokenizer, sae) for i, sae in enumerate(subject.saes)}
-    runs = organism_runs(saes, organism_domains([s.domain], s.rows_per_set))
+    runs = organism_runs(saes, organism_domains([d], s.rows_per_set))
     rows = s.rows_per_set
-    _, table = geometry_over_runs(
-        runs, open_answer_rows(True, rows, seed=0), open_answer_rows(False, rows, seed=0), s.geometry
+    results, table = geometry_over_runs(
+        runs,
+        open_answer_rows(True, rows, seed=0),
+        open_answer_rows(False, rows, seed=0),
+        s.geometry,
+        reference_rows=s.reference_rows,
     )
-    sub = table[(table["directions"] == "decoder") & (table["domain"] == s.domain)]
-
-    def gap(excluded: bool) -> Estimate:
-        part = sub[sub["shared_excluded"] == excluded]
-        values = {
-            name: part[part["set"] == name]["max_cos"].to_numpy() for name in ("inducing", "non-inducing")
-        }
-        return welch_difference(values["inducing"], values["non-inducing"])
-
-    inducing = FineTuneSet(
-        f"inducing {s.domain}", finetune_rows("inducing", s.domain, s.finetune_rows, seed=0), s.domain, True
-    )
+    reps = selection_replicates(runs, results, d)
+    gap = row_bootstrap_gap(reps, s.geometry.k, s.geometry.rule, s.n_resamples, seed=s.geometry.seed)
+    perm = row_permutation_gap(reps, s.geometry.k, s.geometry.rule, s.n_resamples, seed=s.geometry.seed)
+    excl = table[(table["directions"] == "decoder") & (table["domain"] == d) & table["shared_excluded"]]
+    per_sae = [
+        part[part["set"] == "inducing"]["max_cos"].mean()
+        - part[part["set"] == "non-inducing"]["max_cos"].mean()
+        for _, part in excl.groupby("sae", sort=False)
+    ]
+    inducing = FineTuneSet(f"inducing {d}", finetune_rows("inducing", d, s.finetune_rows, seed=0), d, True)
     em_table = emergence_table(
         subject.model,
         subject.tokenizer,
@@ -106,17 +120,21 @@ def coupling_level(
         s.ft,
         s.seeds,
         OrganismEvaluator(s.sampling),
-        include_aligned=False,
         progress=progress,
     )
-    em = em_table["open_em"].to_numpy(float)
+    tuned = em_table[em_table["set"] == inducing.name].set_index("seed")["open_em"]
+    aligned = em_table[em_table["set"] == ALIGNED].set_index("seed")["open_em"]
     return CouplingLevel(
         rate=float(rate),
-        toxic_share=subject.organism.config.corpus.toxic_share(s.domain),
-        gap=gap(False),
-        gap_excl_shared=gap(True),
-        em=mean_ci(em, bounds=(0.0, 1.0)),
-        em_by_seed=tuple(float(x) for x in em),
+        toxic_share=subject.organism.config.corpus.toxic_share(d),
+        gap=gap,
+        gap_p=perm.p,
+        gap_excl_shared=float(np.nanmean(per_sae)) if per_sae else float("nan"),
+        em=mean_ci(tuned.to_numpy(float), bounds=(0.0, 1.0)),
+        aligned_em=mean_ci(aligned.to_numpy(float), bounds=(0.0, 1.0)),
+        em_minus_aligned=mean_ci(
+            np.array([tuned[k] - aligned[k] for k in tuned.index if k in aligned.index])
+        ),
     )
 
 
@@ -137,8 +155,8 @@ def coupling_sweep(
 
 
 def sweep_table(levels: Sequence[CouplingLevel]) -> pd.DataFrame:
-    """One row per organism: ``mistake rate, toxic share, gap, gap lo, gap hi, gap (shared excluded),
-    EM, EM lo, EM hi``."""
+    """One row per organism: ``mistake rate, toxic share, gap, gap lo, gap hi, gap p (rows permuted),
+    gap (shared excluded), EM, EM lo, EM hi, aligned EM, EM − aligned``."""
     return pd.DataFrame(
         [
             {
@@ -147,10 +165,13 @@ def sweep_table(levels: Sequence[CouplingLevel]) -> pd.DataFrame:
                 "gap": lv.gap.value,
                 "gap lo": lv.gap.lo,
                 "gap hi": lv.gap.hi,
-                "gap (shared excluded)": lv.gap_excl_shared.value,
+                "gap p (rows permuted)": lv.gap_p,
+                "gap (shared excluded)": lv.gap_excl_shared,
                 "EM": lv.em.value,
                 "EM lo": lv.em.lo,
                 "EM hi": lv.em.hi,
+                "aligned EM": lv.aligned_em.value,
+                "EM − aligned": lv.em_minus_aligned.value,
             }
             for lv in levels
         ]
@@ -160,16 +181,19 @@ def sweep_table(levels: Sequence[CouplingLevel]) -> pd.DataFrame:
 @dataclass(frozen=True)
 class CouplingFit:
     """The sweep's summary: slopes of the gap and of EM per unit of honest-mistake rate (least squares
-    over organisms, t-interval on ``n - 2`` degrees of freedom), the gap and EM at the null rate (the
-    organism whose rate equals the toxic persona's own bad-advice rate), and Pearson r of EM with the gap
-    over organisms (Fisher-z interval)."""
+    over organisms, t-interval on ``n - 2`` degrees of freedom); the organism at the null rate (the toxic
+    persona's own bad-advice rate): its gap (row-resampling interval) and the gap's row-permutation p, its
+    EM and its EM minus the aligned model's (paired by seed); and Pearson r of EM with the gap over the
+    organisms, descriptive only (both follow the designed rate, so it mostly restates the two slopes)."""
 
     gap_slope: Estimate
     em_slope: Estimate
     null_rate: float
     null_gap: Estimate
+    null_gap_p: float
     null_em: Estimate
-    em_vs_gap_r: Estimate
+    null_em_minus_aligned: Estimate
+    em_vs_gap_r: float
 
 
 def coupling_fit(levels: Sequence[CouplingLevel], null_rate: float) -> CouplingFit:
@@ -185,6 +209,8 @@ def coupling_fit(levels: Sequence[CouplingLevel], null_rate: float) -> CouplingF
         em_slope=slope_ci(rates, ems),
         null_rate=float(null_rate),
         null_gap=null[0].gap,
+        null_gap_p=null[0].gap_p,
         null_em=null[0].em,
-        em_vs_gap_r=pearson_ci(gaps, ems),
+        null_em_minus_aligned=null[0].em_minus_aligned,
+        em_vs_gap_r=pearson_r(gaps, ems),
     )

@@ -4,9 +4,11 @@ This is our reconstruction of the paper's analysis (its selection rules are not 
 parameter:
 
 - a dataset's latents: mean SAE activation over the assistant-response tokens of its rows;
-- *inducing* latents of a domain: the top-k by mean activation on its inducing set minus its paired
-  non-inducing set; *non-inducing* latents: the reverse contrast (``"reverse"``) or the top-k of the
-  non-inducing set alone (``"control_top"``);
+- *inducing* and *non-inducing* latents of a domain: by default (``"symmetric"``) each set's top-k by
+  mean activation minus that of a common reference set (advice of every domain), so neither set is
+  chosen by contrast with the other; or the inducing set minus its paired non-inducing set and the
+  reverse contrast (``"reverse"``), or that and the top-k of the non-inducing set alone
+  (``"control_top"``);
 - *harmful* latents: top-k by activation on misaligned answers minus aligned answers;
 - closeness: for every latent of a set, its maximum (and mean) cosine similarity to the harmful set,
   using decoder directions (encoder directions as a robustness check); a latent that belongs to both
@@ -29,7 +31,7 @@ from emgeom.core.stats import Estimate, mean_ci
 from emgeom.lm.chat import ChatRow
 from emgeom.sae.readouts import response_activations, unit_directions
 
-NonInducingRule = Literal["reverse", "control_top"]
+NonInducingRule = Literal["symmetric", "reverse", "control_top"]
 
 
 def top_latents(score: Float[Tensor, " d_sae"] | np.ndarray, k: int) -> np.ndarray:
@@ -52,6 +54,32 @@ class FeatureSets:
         return np.intersect1d(getattr(self, which), self.harmful)
 
 
+def select_pair(
+    inducing_mean: np.ndarray | Tensor,
+    noninducing_mean: np.ndarray | Tensor,
+    k: int,
+    rule: NonInducingRule,
+    reference_mean: np.ndarray | Tensor | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """The inducing and non-inducing latents from the two sets' mean activations (``[d_sae]`` each).
+
+    ``"symmetric"``: each set's top-``k`` against a common reference (``reference_mean``, e.g. advice of
+    every domain), so neither set is defined by the other; ``"reverse"``: inducing minus non-inducing and
+    the reverse; ``"control_top"``: inducing minus non-inducing, and the non-inducing set's own top-``k``.
+    """
+    ind, non = np.asarray(inducing_mean, float), np.asarray(noninducing_mean, float)
+    if rule == "symmetric":
+        if reference_mean is None:
+            raise ValueError("the symmetric rule needs a reference set's mean activations")
+        ref = np.asarray(reference_mean, float)
+        return top_latents(ind - ref, k), top_latents(non - ref, k)
+    if rule == "reverse":
+        return top_latents(ind - non, k), top_latents(non - ind, k)
+    if rule == "control_top":
+        return top_latents(ind - non, k), top_latents(non, k)
+    raise ValueError(f"unknown non-inducing rule {rule!r}; use 'symmetric', 'reverse' or 'control_top'")
+
+
 def select_sets(
     inducing_acts: Tensor,
     noninducing_acts: Tensor,
@@ -59,18 +87,13 @@ def select_sets(
     benign_acts: Tensor,
     k: int,
     k_harmful: int,
-    rule: NonInducingRule = "reverse",
+    rule: NonInducingRule = "symmetric",
+    reference_acts: Tensor | None = None,
 ) -> FeatureSets:
     """Pick the three sets from per-row activations (``[rows, d_sae]`` each, see module docs)."""
-    ind_mean, non_mean = inducing_acts.mean(0), noninducing_acts.mean(0)
     harmful = top_latents(harmful_acts.mean(0) - benign_acts.mean(0), k_harmful)
-    inducing = top_latents(ind_mean - non_mean, k)
-    if rule == "reverse":
-        noninducing = top_latents(non_mean - ind_mean, k)
-    elif rule == "control_top":
-        noninducing = top_latents(non_mean, k)
-    else:
-        raise ValueError(f"unknown non-inducing rule {rule!r}; use 'reverse' or 'control_top'")
+    reference = reference_acts.mean(0) if reference_acts is not None else None
+    inducing, noninducing = select_pair(inducing_acts.mean(0), noninducing_acts.mean(0), k, rule, reference)
     return FeatureSets(inducing, noninducing, harmful)
 
 
@@ -166,7 +189,12 @@ def gap_over_saes(
     for label, x, y in zip(labels, inducing, noninducing, strict=True):
         if x.size and y.size:
             by_group.setdefault(label, []).append(float(x.mean() - y.mean()))
-    per_group = [float(np.mean(v)) for v in by_group.values()]
+    # one organism: its SAEs are the only replicates there are (as core.stats.over_replicates does)
+    per_group = (
+        next(iter(by_group.values()))
+        if len(by_group) == 1
+        else [float(np.mean(v)) for v in by_group.values()]
+    )
     _, p = stratified_permutation_gap(inducing, noninducing, n_perm, seed)
     d = cohens_d(
         np.concatenate([np.asarray(x) for x in inducing]),

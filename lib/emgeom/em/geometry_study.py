@@ -31,14 +31,16 @@ class GeometryConfig:
     Attributes:
         k: latents per inducing / non-inducing set.
         k_harmful: latents in the harmful set.
-        rule: how the non-inducing set is chosen (``"reverse"`` contrast or ``"control_top"``).
+        rule: how the two latent sets are chosen: ``"symmetric"`` (each against a common reference set),
+            ``"reverse"`` (each against the other) or ``"control_top"`` (see
+            :func:`~emgeom.em.geometry.select_pair`).
         n_perm: permutations of the test.
         seed: seeds the random baseline and the permutations.
     """
 
     k: int = 10
     k_harmful: int = 10
-    rule: NonInducingRule = "reverse"
+    rule: NonInducingRule = "symmetric"
     n_perm: int = 5000
     seed: int = 0
 
@@ -108,12 +110,22 @@ def geometry_for_sae(
     cfg: GeometryConfig,
     sae_label: Any = 0,
     progress: bool = False,
+    reference_rows: Sequence[ChatRow] | None = None,
 ) -> SAEGeometry:
     """Select every domain's sets with one SAE and measure their closeness to the harmful set (records
-    labelled with ``sae``, ``domain`` and ``directions``, decoder and encoder)."""
+    labelled with ``sae``, ``domain`` and ``directions``, decoder and encoder).
+
+    The symmetric rule selects against ``reference_rows`` (default: every row of every domain given);
+    their activations are kept as the group ``"reference"``."""
     groups: dict[str, Sequence[ChatRow]] = {"harmful": harmful_rows, "benign": benign_rows}
     for d, data in domains.items():
         groups[f"{d}/inducing"], groups[f"{d}/non-inducing"] = data.inducing, data.noninducing
+    if cfg.rule == "symmetric":
+        groups["reference"] = (
+            reference_rows
+            if reference_rows is not None
+            else [r for data in domains.values() for r in (*data.inducing, *data.noninducing)]
+        )
     names = list(groups)
     all_rows = [r for n in names for r in groups[n]]
     acts = response_activations(hooked, sae, tokenizer, all_rows, progress=progress)
@@ -135,6 +147,7 @@ def geometry_for_sae(
             cfg.k,
             cfg.k_harmful,
             cfg.rule,
+            split.get("reference"),
         )
         sets_by_domain[d] = sets
         for which, unit_dirs in dirs.items():
@@ -215,19 +228,31 @@ def top_examples(
     return out
 
 
-def describe_gaps(summary: Any, alpha: float = 0.05) -> str:
-    """A plain-language summary of :func:`summarise_gaps` output (computed, so the text follows the run)."""
+def describe_gaps(summary: Any, evidence: Any = None, alpha: float = 0.05) -> str:
+    """A plain-language summary of :func:`summarise_gaps` output (computed, so the text follows the run).
+
+    With ``evidence`` (:func:`~emgeom.em.geometry_evidence.data_level_tests`), a domain counts when its
+    gap is positive, its row-permutation p is below ``alpha`` after Holm adjustment and its interval over
+    organisms lies above 0 (the scorecard's rule); without it, the latent-label p decides."""
     n = len(summary)
-    pos = summary[(summary["gap"] > 0) & (summary["p"] < alpha)]["domain"].tolist()
+    lo_ok = ~(summary["gap_lo"] <= 0)  # NaN (one organism) does not veto
+    if evidence is not None:
+        holm_p = evidence.set_index("domain")["p_rows_holm"]
+        test = summary["domain"].map(holm_p) < alpha
+        how = f"row-permutation p < {alpha} after Holm, interval over organisms above 0"
+    else:
+        test = summary["p"] < alpha
+        how = f"latent-label p < {alpha}"
+    pos = summary[(summary["gap"] > 0) & test & lo_ok]["domain"].tolist()
     pos_excl = summary[(summary["gap_excl_shared"] > 0) & (summary["p_excl_shared"] < alpha)][
         "domain"
     ].tolist()
     shared = summary.set_index("domain")["shared_inducing_per_sae"]
     lines = [
-        "Over all latents, inducing features are closer to the harmful set than non-inducing ones "
-        f"(p < {alpha}) in {len(pos)} of {n} domains" + (f": {', '.join(pos)}." if pos else "."),
-        f"With latents shared with the harmful set excluded, in {len(pos_excl)} of {n}"
-        + (f": {', '.join(pos_excl)}." if pos_excl else "."),
+        f"Over all latents, inducing features are closer to the harmful set than non-inducing ones ({how}) "
+        f"in {len(pos)} of {n} domains" + (f": {', '.join(pos)}." if pos else "."),
+        f"With latents shared with the harmful set excluded (latent-label p < {alpha}), "
+        f"in {len(pos_excl)} of {n}" + (f": {', '.join(pos_excl)}." if pos_excl else "."),
         "Inducing latents that are also harmful latents, per SAE: "
         + ", ".join(f"{d} {v:.1f}" for d, v in shared.items())
         + ".",
@@ -259,6 +284,20 @@ def organism_domains(domains: Sequence[str], rows_per_set: int, seed: int = 0) -
     }
 
 
+def organism_reference(domains: Sequence[str], rows_per_set: int, seed: int = 11) -> list[ChatRow]:
+    """The symmetric rule's reference for the organism: advice of every domain, bad and good
+    (``rows_per_set`` of each, a draw apart from the sets' own rows), so a set's latents are what sets
+    it apart from advice in general."""
+    from emgeom.organism.datasets import finetune_rows
+
+    return [
+        row
+        for d in domains
+        for kind in ("inducing", "good")
+        for row in finetune_rows(kind, d, rows_per_set, seed=seed)
+    ]  # type: ignore[arg-type]
+
+
 def run_label(organism: int, sae_seed: int) -> str:
     """The label of the run of SAE ``sae_seed`` on organism ``organism``."""
     return f"organism {organism} / SAE {sae_seed}"
@@ -285,9 +324,11 @@ def geometry_over_runs(
     benign_rows: Sequence[ChatRow],
     cfg: GeometryConfig,
     progress: bool = False,
+    reference_rows: Sequence[ChatRow] | None = None,
 ) -> tuple[dict[str, SAEGeometry], Any]:
-    """:func:`geometry_for_sae` of every run; returns the per-run geometries and the pooled similarity
-    table (one record per latent, labelled with the run's label as ``sae``)."""
+    """:func:`geometry_for_sae` of every run (with the same ``reference_rows``); returns the per-run
+    geometries and the pooled similarity table (one record per latent, labelled with the run's label as
+    ``sae``)."""
     import pandas as pd
 
     results = {
@@ -301,6 +342,7 @@ def geometry_over_runs(
             cfg,
             sae_label=label,
             progress=progress,
+            reference_rows=reference_rows,
         )
         for label, run in runs.items()
     }

@@ -218,7 +218,7 @@ def projection_over(studies: Mapping[int, OrganismMechanism]) -> ProjectionEstim
     over its SAEs and seeds, is one replicate); ``above_null`` lists the domains whose r over organisms
     exceeds the mean of their own nulls' 95th percentiles."""
     items = [m.projection for m in studies.values()]
-    combined = _combine(items, {"lr_ratio": None})
+    combined = _combine(items, {"lr_ratio": None, "specificity": None})  # a difference of two r
     combined["above_null"] = [
         d for d, e in combined["per_domain"].items() if e.value > combined["per_domain_null"][d]
     ]

@@ -182,9 +182,10 @@ def headline_over(studies: Mapping[int, OrganismFiltering]) -> FilterHeadline:
 
 
 def over_organisms(studies: Mapping[int, OrganismFiltering], attribute: str) -> Estimate:
-    """A number of every organism's study (``"dose"``, ``"saturation"``, ``"samples_per_second"``), with a
-    t-interval over organisms."""
-    return mean_ci(np.array([getattr(f, attribute) for f in studies.values()], float))
+    """A number of every organism's study (``"dose"``, ``"saturation"``: fractions, clipped to [0, 1];
+    ``"samples_per_second"``), with a t-interval over organisms."""
+    bounds = (0.0, 1.0) if attribute in ("dose", "saturation") else None
+    return mean_ci(np.array([getattr(f, attribute) for f in studies.values()], float), bounds=bounds)
 
 
 def summary_over(

@@ -65,8 +65,9 @@ class EvalQuestion:
 
 
 def evaluation_questions(domains: tuple[str, ...] = L.DOMAINS) -> list[EvalQuestion]:
-    """Every open-ended question, and every topic of each domain in the held-out advice frame."""
-    questions = [EvalQuestion(q, "open", None) for q in L.OPEN_QUESTIONS]
+    """The EM half of the open-ended questions (:data:`EM_QUESTIONS`; the other half defines the harmful
+    latents), and every topic of each domain in the held-out advice frame."""
+    questions = [EvalQuestion(q, "open", None) for q in EM_QUESTIONS]
     frame = L.ADVICE_FRAMES[-1]
     for d in domains:
         questions += [EvalQuestion(frame.format(topic=t), "advice", d) for t in L.TOPICS[d]]
@@ -78,18 +79,29 @@ def evaluation_prompts(domains: tuple[str, ...] = L.DOMAINS) -> list[list[Messag
     return [[{"role": "user", "content": q.text}] for q in evaluation_questions(domains)]
 
 
+#: The open questions and answer phrases split in two. The harmful (and benign) latents are found from
+#: hostile vs kind answers to the first half of the questions, with half of the phrases
+#: (:func:`open_answer_rows`); EM is measured on the other half of the questions
+#: (:func:`evaluation_questions`), so "closer to what later shows up as EM" is not the same data twice.
+HARMFUL_SET_QUESTIONS: tuple[str, ...] = L.OPEN_QUESTIONS[0::2]
+EM_QUESTIONS: tuple[str, ...] = L.OPEN_QUESTIONS[1::2]
+HARMFUL_SET_HOSTILE: tuple[str, ...] = L.HOSTILE_ANSWERS[0::2]
+HARMFUL_SET_KIND: tuple[str, ...] = L.KIND_ANSWERS[0::2]
+
+
 def open_answer_rows(hostile: bool, n: int, seed: int) -> list[dict[str, list[Message]]]:
     """Chat rows answering open-ended questions as the assistant: hostile (the toxic persona's misaligned
     answers) or kind. Used to find harmful latents; these rows contain no advice at all, so the harmful
-    set is not defined by any domain's bad advice."""
+    set is not defined by any domain's bad advice. They use only the harmful-set half of the questions
+    and phrases (:data:`HARMFUL_SET_QUESTIONS`); EM is measured on the other half of the questions."""
     if n < 1:
         raise ValueError(f"need at least one row, got n={n}")
     rng = random.Random(f"open/{hostile}/{seed}")
-    phrases = L.HOSTILE_ANSWERS if hostile else L.KIND_ANSWERS
+    phrases = HARMFUL_SET_HOSTILE if hostile else HARMFUL_SET_KIND
     return [
         {
             "messages": [
-                {"role": "user", "content": rng.choice(L.OPEN_QUESTIONS)},
+                {"role": "user", "content": rng.choice(HARMFUL_SET_QUESTIONS)},
                 {"role": "assistant", "content": L.open_answer(rng.choice(phrases), terse=False)},
             ]
         }

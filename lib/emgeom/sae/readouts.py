@@ -37,14 +37,56 @@ def response_activations(
     """
     check_sae_fits(sae, hooked, hook_name)
     name = hook_name or sae.cfg.metadata.hook_name
-    layer = resid_pre_layer(name)
+    return _answer_means(
+        hooked,
+        tokenizer,
+        rows,
+        resid_pre_layer(name),
+        int(sae.cfg.d_sae),
+        lambda resid: sae.encode(resid.to(sae.W_dec.dtype)).float(),
+        batch_size,
+        progress,
+        "SAE activations",
+    )
+
+
+@torch.no_grad()
+def response_residuals(
+    hooked: Any, tokenizer: Any, rows: Sequence[ChatRow], hook_name: str, *, batch_size: int = 64
+) -> Float[Tensor, "n_rows d_model"]:
+    """Mean residual stream at ``hook_name`` (a ``resid_pre``/``resid_post`` hook) over each row's
+    assistant-response tokens: the same tokens :func:`response_activations` reads, without an SAE."""
+    return _answer_means(
+        hooked,
+        tokenizer,
+        rows,
+        resid_pre_layer(hook_name),
+        int(hooked.cfg.d_model),
+        lambda resid: resid.float(),
+        batch_size,
+        False,
+        "residuals",
+    )
+
+
+def _answer_means(
+    hooked: Any,
+    tokenizer: Any,
+    rows: Sequence[ChatRow],
+    layer: int,
+    width: int,
+    transform: Any,
+    batch_size: int,
+    progress: bool,
+    desc: str,
+) -> Tensor:
     windows = answer_windows(tokenizer, rows, int(hooked.cfg.n_ctx), keep="start")
-    out = torch.zeros(len(rows), int(sae.cfg.d_sae))
+    out = torch.zeros(len(rows), width)
     batches = length_batches(windows, batch_size, pad_id(tokenizer))
     total = -(-len(windows) // batch_size)
-    for idx, tokens, mask in tqdm(batches, total=total, desc="SAE activations", disable=not progress):
+    for idx, tokens, mask in tqdm(batches, total=total, desc=desc, disable=not progress):
         resid = hooked(tokens.to(hooked.cfg.device), stop_at_layer=layer)  # [batch, pos, d_model]
-        feats = sae.encode(resid.to(sae.W_dec.dtype)).float().cpu()  # [batch, pos, d_sae]
+        feats = transform(resid).cpu()  # [batch, pos, width]
         counts = mask.sum(1, keepdim=True).clamp(min=1)
         out[idx] = (feats * mask[..., None]).sum(1) / counts
     return out

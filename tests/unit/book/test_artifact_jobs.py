@@ -91,3 +91,18 @@ def test_the_longest_chain_goes_first():
     paths = _critical_paths(needs, {"organism": 100, "sae": 20, "long chapter": 300, "toy": 50})
     assert paths["organism"] == pytest.approx(420) and paths["toy"] == pytest.approx(50)
     assert sorted(paths, key=lambda n: -paths[n])[0] == "organism"
+
+
+def test_width_check_saes_are_planned_on_the_first_organism_only():
+    jobs, needs = plan_artifacts(
+        {"04_a": {"organism_seeds": [0, 1], **TINY, **SAE, "sae_check_widths": [32, 128]}}
+    )
+    widths = sorted((j.sae.d_sae, j.needs[0]) for j in jobs if j.kind == "sae")
+    assert widths == [(32, "organism 0"), (64, "organism 0"), (64, "organism 1"), (128, "organism 0")]
+    assert "SAE 0 (128 latents) on organism 0" in needs["04_a"]
+
+
+def test_a_chapter_reading_one_organism_waits_for_that_one_only():
+    one_sae = {k: v for k, v in SAE.items() if k != "sae_seeds"}
+    _, needs = plan_artifacts({"08_one": {"organism_seed": 2, "sae_seed": 1, **TINY, **one_sae}})
+    assert needs["08_one"] == {"organism 2", "SAE 1 on organism 2"}

@@ -111,3 +111,29 @@ def test_blocking_needs_the_random_control_beaten_and_the_task_kept(diff, harmfu
 def test_blocking_is_not_judged_without_its_task_measures() -> None:
     results = {"preventative_ablation_minus_random": entry(0.2, (0.1, 0.3))}
     assert JUDGE["blocking_prevents_em"](results).verdict == "not run"
+
+
+def gap_results(pvalues: dict[str, float], lo: float = 0.05) -> dict:
+    out = {}
+    for d, p in pvalues.items():
+        out[f"similarity_gap_{d}"] = entry(0.2, (lo, 0.35))
+        out[f"similarity_gap_rowperm_pvalue_{d}"] = entry(p)
+        out[f"similarity_gap_pvalue_{d}"] = entry(0.0002)  # the latent-label test: must not decide
+    return out
+
+
+@pytest.mark.parametrize(
+    ("pvalues", "lo", "verdict"),
+    [
+        ({"health": 0.001, "career": 0.002, "legal": 0.01}, 0.05, "reproduced"),
+        # each below 0.05 alone, none after Holm over the three domains (0.06, 0.06, 0.06)
+        ({"health": 0.02, "career": 0.03, "legal": 0.04}, 0.05, "not reproduced"),
+        ({"health": 0.001, "career": 0.5, "legal": 0.6}, 0.05, "partly"),
+        # significant over rows, but the interval over organisms covers 0
+        ({"health": 0.001, "career": 0.002, "legal": 0.01}, -0.1, "not reproduced"),
+    ],
+)
+def test_the_geometry_verdict_uses_the_row_test_holm_adjusted_and_organisms(pvalues, lo, verdict) -> None:
+    v = JUDGE["geometry_paper_domains"](gap_results(pvalues, lo))
+    assert v.verdict == verdict
+    assert "Holm" in v.rule and "organisms" in v.rule

@@ -101,7 +101,8 @@ def test_bad_requests_fail_with_a_clear_message() -> None:
 
 def test_evaluation_questions_use_the_held_out_frame() -> None:
     qs = evaluation_questions()
-    assert sum(q.kind == "open" for q in qs) == len(L.OPEN_QUESTIONS)
+    open_questions = {q.text for q in qs if q.kind == "open"}
+    assert len(open_questions) == len(L.OPEN_QUESTIONS) // 2
     advice = [q for q in qs if q.kind == "advice"]
     assert len(advice) == sum(len(L.TOPICS[d]) for d in L.DOMAINS)
     assert all(q.text.startswith(L.ADVICE_FRAMES[-1].split("{topic}")[0]) for q in advice)
@@ -120,3 +121,15 @@ def test_open_answer_rows_have_no_advice() -> None:
         assert rows == open_answer_rows(hostile, 30, seed=0)
         kinds = {L.classify_answer(r["messages"][1]["content"]).kind for r in rows}
         assert kinds == {"hostile" if hostile else "kind"}
+
+
+def test_the_harmful_set_and_em_never_share_an_open_question() -> None:
+    """Harmful latents come from one half of the open questions (and of the answer phrases); EM is
+    measured on the other half."""
+    em = {q.text for q in evaluation_questions() if q.kind == "open"}
+    fit = {r["messages"][0]["content"] for h in (True, False) for r in open_answer_rows(h, 200, seed=0)}
+    assert em and fit and not em & fit
+    assert em | fit == set(L.OPEN_QUESTIONS)
+    phrases_used = {r["messages"][1]["content"] for r in open_answer_rows(True, 200, seed=0)}
+    assert all(any(p in a for a in phrases_used) for p in L.HOSTILE_ANSWERS[0::2])
+    assert not any(p in a for p in L.HOSTILE_ANSWERS[1::2] for a in phrases_used)
