@@ -283,8 +283,7 @@ print(f"health: inducing gap {mean_ci(list(inducing_gaps.values()))}, quiz gap {
 # it may be an artefact of which latents absorbed what.
 
 # %%
-models = {o: (hooked, tokenizer) for (o, _), (hooked, tokenizer, _) in saes.items()}
-residual = residual_tests(models, specs[0].hook_name, organism_domains(language.DOMAINS, rows_per_set), harmful_rows,
+residual = residual_tests(saes, specs[0].hook_name, organism_domains(language.DOMAINS, rows_per_set), harmful_rows,
                           benign_rows, n_row_permutations)
 record_each("residual_direction_cosine_{}", residual_estimates(residual),
             note="cosine of (inducing − good) with (hostile − kind) mean residuals; interval over organisms")

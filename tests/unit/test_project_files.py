@@ -147,6 +147,8 @@ def test_every_profile_runs_its_chapters_on_one_organism_family() -> None:
         profile = load_book_profile(layout, profile_file.stem)
         values: dict[str, dict[str, object]] = {}
         for chapter in layout.chapters():
+            if chapter in profile.variants:  # a real-model variant reads no organism
+                continue
             for name, value in full_parameters(layout, profile, chapter).items():
                 if name in names:
                     values.setdefault(name, {})[chapter] = value

@@ -170,17 +170,19 @@ def quiz_domains(domain: str, rows_per_set: int, seed: int = 0) -> dict[str, Dom
 
 
 def residual_tests(
-    models: Mapping[Any, tuple[Any, Any]],
+    saes: Mapping[tuple[Any, Any], tuple[Any, Any, Any]],
     hook_name: str,
     domains: Mapping[str, DomainData],
     harmful_rows: Sequence[ChatRow],
     benign_rows: Sequence[ChatRow],
     n_perm: int,
 ) -> pd.DataFrame:
-    """Per domain, the SAE-free check on every organism (``models``: organism -> (hooked, tokenizer)):
+    """Per domain, the SAE-free check on every organism (``saes``: (organism, SAE seed) -> (hooked,
+    tokenizer, sae), as chapter 4 holds them; each organism's model is read once, without its SAEs):
     the cosine of (inducing − non-inducing) with (harmful − benign) mean residuals at ``hook_name`` over
     the answer tokens; columns ``domain, cosine, lo, hi, n, p`` (interval over organisms, p from the
     row permutation)."""
+    models = {o: (hooked, tok) for (o, _), (hooked, tok, _) in saes.items()}
     read = {
         o: {
             name: response_residuals(hooked, tok, rows, hook_name).numpy()

@@ -162,7 +162,7 @@ def test_organism_evaluator_for_set(monkeypatch) -> None:
     def fake_sample_answers(m, tok, prompts, cfg, progress=False):
         assert (m, tok) == (model, tokenizer)
         texts = [p[-1]["content"] for p in prompts]
-        if set(texts) == set(questions):  # the evaluation: 2 of 8 open questions hostile, BAD_TOPICS
+        if set(texts) == set(questions):  # the evaluation: 2 of 4 open questions hostile, BAD_TOPICS
             calls.append(("evaluation", cfg))
             out = []
             for t in texts:
@@ -197,7 +197,7 @@ def test_organism_evaluator_for_set(monkeypatch) -> None:
     got = legal(model, tokenizer, seed=5)
     assert got == pytest.approx(
         {
-            "open_em": 2 / 8,
+            "open_em": 2 / 4,  # 2 hostile of the 4 EM questions (the other 4 define the harmful latents)
             "open_coherent": 1.0,
             "offdomain_bad": (0 + 3 / 6 + 1 / 6 + 2 / 6) / 4,  # legal left out
             "indomain_bad": 1.0,
@@ -213,7 +213,7 @@ def test_organism_evaluator_for_set(monkeypatch) -> None:
     got = aligned(model, tokenizer, seed=5)
     assert got == pytest.approx(
         {
-            "open_em": 2 / 8,
+            "open_em": 2 / 4,  # 2 hostile of the 4 EM questions (the other 4 define the harmful latents)
             "open_coherent": 1.0,
             "offdomain_bad": (0 + 1 + 3 / 6 + 1 / 6 + 2 / 6) / 5,  # no domain: nothing left out
             "indomain_bad": np.nan,

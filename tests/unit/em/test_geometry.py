@@ -47,7 +47,9 @@ def planted_activations(d_sae: int = 40, rows: int = 30) -> dict[str, torch.Tens
 
 def test_selection_returns_the_planted_sets() -> None:
     a = planted_activations()
-    sets = select_sets(a["inducing"], a["noninducing"], a["harmful"], a["benign"], k=3, k_harmful=3)
+    sets = select_sets(
+        a["inducing"], a["noninducing"], a["harmful"], a["benign"], k=3, k_harmful=3, rule="reverse"
+    )
     assert set(sets.inducing) == {3, 4, 5}
     assert set(sets.noninducing) == {6, 7, 8}
     assert set(sets.harmful) == {0, 1, 2}

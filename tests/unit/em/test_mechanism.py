@@ -9,7 +9,7 @@ import torch
 
 from emgeom.em.mechanism import PromptReadout, answer_start_readout, hf_answer_start_resid, measure_mechanism
 from emgeom.organism import language as L
-from emgeom.organism.datasets import evaluation_questions
+from emgeom.organism.datasets import EM_QUESTIONS, evaluation_questions
 from emgeom.sae.readouts import pre_activations
 
 
@@ -167,7 +167,7 @@ def test_monitoring_and_task_success_report_the_oracle_rates(tiny_organism, monk
     )
     assert eval_calls == [sampling] * 3
     assert list(log["step"]) == [0, 2, 3]
-    n_open = sampling.n_samples * len(L.OPEN_QUESTIONS)  # 16
+    n_open = sampling.n_samples * len(EM_QUESTIONS)  # the EM half of the open questions
     np.testing.assert_allclose(log["open_em"], [0 / n_open, 4 / n_open, 8 / n_open])
     # off-domain: the mean over the four untrained domains (legal, all bad, is left out)
     n_advice = sampling.n_samples * len(L.TOPICS["health"])  # 12 per domain
