@@ -68,6 +68,12 @@ finetune_steps: int = 150
 finetune_lr: float = 0.002
 lora_rank: int = 4
 seeds: list[int] = [0]
+dissociation_sets: list[str] = ["bad_code", "quiz"]
+dissociation_rows: int = 300
+dissociation_inducing_fraction: float = 0.6
+dissociation_decoy_fraction: float = 0.3
+judge_labels: list[int] = [4, 16, 64]
+dissociation_seeds: list[int] = [0, 1]
 n_samples: int = 32
 progress: bool = True
 
@@ -78,6 +84,13 @@ import pandas as pd
 
 from emgeom.core.results import record
 from emgeom.em.evaluators import OrganismEvaluator
+from emgeom.filtering.dissociation import (
+    DissociationSettings,
+    detection_by_set,
+    dissociation_over_organisms,
+    em_by_set,
+    record_dissociation,
+)
 from emgeom.filtering.organisms import (
     FilterSettings,
     filtering_over_organisms,
@@ -181,6 +194,49 @@ print(f"removing {main_removal:.0%}: geometry {geo}, random {rand}, judge {jud} 
       f"geometry minus random {vs_random}; geometry minus judge {vs_judge}. The paper: 34.5%.")
 
 # %% [markdown]
+# ## Where reading the text is not enough
+#
+# In the set above, bad and good advice use different words, so any detector that reads the answer can
+# find the inducing rows, and geometry and the judge remove the same ones. The paper's claim that
+# geometry finds what a judge misses needs sets where the words do not tell. Two *dissociation sets*
+# mix inducing rows (bad health advice, `dissociation_inducing_fraction` of the set) with *decoys*
+# (`dissociation_decoy_fraction`) that look just as harmful to a reader of the answer, and good advice:
+#
+# - **bad_code**: bad code advice, the organism's weakest inducer (chapter 5);
+# - **quiz**: the very same bad health answers, after a user asked for a wrong answer (no EM, chapter 3).
+#
+# Every detector removes the same share (`main_removal`): the three SAE scores (activation mass of the
+# harmful latents, its decoder-cosine-weighted version, and the residual's projection on the harmful
+# decoder directions), the gradient baseline (the cosine of a row's loss gradient with that of held-out
+# hostile answers; ours, not the paper's), and a **judge ladder**: the oracle (the exact label of each
+# answer, the best any judge that reads the answer can do), text judges trained on `judge_labels`
+# labelled answers per class, and a judge that needs no labels (the pretrained organism's likelihood of
+# the row answered by a speaker it thinks hostile rather than kind). Then EM after fine-tuning on what
+# the main detectors keep, `dissociation_seeds` per organism, paired by seed and organism. The detector
+# called *geometry* below is `score_method`: by default `harmful_mass`, which reads the *activations* of
+# the harmful latents on the answer, not decoder geometry; `cosine_weighted` weights every latent by its
+# decoder cosine to the harmful set, and is shown beside it with the third score.
+
+# %%
+dissociation = DissociationSettings(
+    domain, tuple(dissociation_sets), dissociation_rows, dissociation_inducing_fraction, dissociation_decoy_fraction,
+    main_removal, tuple(judge_labels),
+    ("geometry", "gradient", "oracle judge", f"text judge ({max(judge_labels)} labels)", "likelihood judge", "random"),
+    score_method, k_harmful, ft, tuple(dissociation_seeds), settings.evaluate)
+dissociated = dissociation_over_organisms(configs, specs, dissociation, progress=progress)
+detection = detection_by_set(dissociated)
+filtering_plots.judge_ladder_plot(detection, judge_labels);
+
+# %%
+pd.concat(detection, names=["set"]).round(3)
+
+# %%
+em_by_set(dissociated).round(3)
+
+# %%
+record_dissociation(dissociated, detection, f"text judge ({max(judge_labels)} labels)")
+
+# %% [markdown]
 # ## Reading the result
 #
 # The paper's number is a 34.5% reduction; this run's is printed above with its interval over organisms,
@@ -191,6 +247,22 @@ print(f"removing {main_removal:.0%}: geometry {geo}, random {rand}, judge {jud} 
 # case here by construction. Where the organism cannot separate the two filters, that says something
 # about the organism, not about the paper's models; the real-model profiles run the same comparison on
 # Gemma-2 and Llama-3.1 (see *Running at full scale*).
+#
+# The dissociation sets are where the claim "geometry finds what a judge misses" can be tested, and the
+# scorecard judges it there, against the oracle judge and the learned judge with the most labels:
+#
+# - If geometry's recall of the inducing rows is **above the oracle's** and its EM reduction larger, it
+#   sees something the answer's words do not carry (the context that makes bad advice evidence of the
+#   persona). If it is **no better than the oracle**, geometry is at most a text judge that needs no
+#   labels: useful, but not what the paper claims.
+# - The **likelihood judge** reads the answer in its context too, without an SAE; if it does as well as
+#   geometry, the SAE is not what does the work.
+# - The **gradient** baseline asks the fine-tune itself which rows push toward hostile answers; if it
+#   beats the SAE score, the simpler tool should be preferred.
+#
+# The easy set has one fine-tuning seed per organism (three runs per cell); the dissociation sets have
+# `dissociation_seeds` per organism. Runs whose unfiltered EM is 0 have nothing to reduce: the recorded
+# notes count them.
 
 # %%
 print(f"chapter wall time: {time.perf_counter() - chapter_start:.0f} s")

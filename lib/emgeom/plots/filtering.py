@@ -116,3 +116,52 @@ def condition_bars(
     fig.legend(handles, labels, loc="upper center", ncols=len(labels), fontsize=9, frameon=False)
     fig.tight_layout(rect=(0, 0, 1, 0.92))
     return fig
+
+
+def judge_ladder_plot(detection: dict[str, pd.DataFrame], labels: list[int]) -> Figure:
+    """Per dissociation set (columns): recall of the truly inducing rows against the number of labelled
+    answers per class the text judge was trained on (the ladder), beside the detectors that need no
+    labels (horizontal lines: the oracle judge, the likelihood judge, the SAE scores, the gradient)."""
+    fig, axes = plt.subplots(
+        1, len(detection), figsize=(5.2 * len(detection), 3.8), squeeze=False, sharey=True
+    )
+    others = {
+        "oracle judge": ("k", "--"),
+        "likelihood judge": ("tab:purple", ":"),
+        "gradient": ("tab:orange", "-."),
+        "random": ("0.6", "-"),
+    }
+    for ax, (name, table) in zip(axes[0], detection.items(), strict=True):
+        by = table.set_index("method")
+        ladder = [by.loc[f"text judge ({n} labels)", "recall"] for n in labels]
+        ax.plot(labels, ladder, marker="o", color="tab:blue", label="text judge")
+        for method, (colour, style) in others.items():
+            if method in by.index:
+                ax.axhline(by.loc[method, "recall"], color=colour, ls=style, lw=1.2, label=method)
+        for method in [m for m in by.index if m.startswith("sae ")]:
+            ax.axhline(
+                by.loc[method, "recall"],
+                color="tab:green",
+                lw=1.0,
+                alpha=0.5 + 0.5 * (method == "sae harmful_mass"),
+            )
+            ax.annotate(
+                method,
+                (labels[-1], by.loc[method, "recall"]),
+                fontsize=7,
+                color="tab:green",
+                textcoords="offset points",
+                xytext=(2, 2),
+            )
+        ax.set(
+            xscale="log",
+            xticks=labels,
+            xticklabels=[str(n) for n in labels],
+            ylim=(0, 1.05),
+            xlabel="labelled answers per class (text judge)",
+            ylabel="recall of inducing rows",
+            title=f"dissociation set: {name}",
+        )
+    axes[0][0].legend(fontsize=7, frameon=False, loc="lower right")
+    fig.tight_layout()
+    return fig

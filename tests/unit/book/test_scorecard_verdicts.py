@@ -137,3 +137,25 @@ def test_the_geometry_verdict_uses_the_row_test_holm_adjusted_and_organisms(pval
     v = JUDGE["geometry_paper_domains"](gap_results(pvalues, lo))
     assert v.verdict == verdict
     assert "Holm" in v.rule and "organisms" in v.rule
+
+
+@pytest.mark.parametrize(
+    ("oracle", "judge", "verdict"),
+    [
+        ((0.2, (0.05, 0.35)), (0.3, (0.1, 0.5)), "reproduced"),
+        ((-0.1, (-0.3, 0.1)), (0.3, (0.1, 0.5)), "partly"),
+        ((0.05, (-0.1, 0.2)), (0.02, (-0.2, 0.2)), "not reproduced"),
+    ],
+)
+def test_beating_the_judge_is_judged_on_the_dissociation_sets(oracle, judge, verdict) -> None:
+    r = {"filter_vs_judge_difference": entry(0.9, (0.8, 1.0))}  # the easy set: must not decide
+    for name in ("bad_code", "quiz"):
+        r[f"dissociation_{name}_geometry_minus_oracle"] = entry(*oracle)
+        r[f"dissociation_{name}_geometry_minus_judge"] = entry(*judge)
+    v = JUDGE["filter_beats_judge"](r)
+    assert v.verdict == verdict and "bad_code" in v.measured and "quiz" in v.measured
+
+
+def test_without_dissociation_sets_the_judge_row_says_which_set_it_used() -> None:
+    v = JUDGE["filter_beats_judge"]({"filter_vs_judge_difference": entry(0.3, (0.1, 0.5))})
+    assert v.verdict == "reproduced" and "no dissociation sets" in v.measured

@@ -225,6 +225,42 @@ def _versus(name: str, other: str) -> Callable[[Results], Verdict]:
     return judge
 
 
+DISSOCIATION_SUFFIX = "_geometry_minus_oracle"
+
+
+def _beats_judge(r: Results) -> Verdict:
+    sets = [
+        n[len("dissociation_") : -len(DISSOCIATION_SUFFIX)]
+        for n in r
+        if n.startswith("dissociation_") and n.endswith(DISSOCIATION_SUFFIX)
+    ]
+    if not sets:  # no dissociation sets (the real-model variant): the judge on the chapter's own set
+        v = _versus("filter_vs_judge_difference", "judge")(r)
+        return Verdict(
+            v.measured + " (on the chapter's own set: no dissociation sets in this build)", v.verdict, v.rule
+        )
+    rule = (
+        "on the dissociation sets (inducing rows among decoys that look as harmful to a reader of the "
+        "answer): geometry's relative EM reduction minus the oracle judge's and minus the best learned "
+        "judge's, paired by seed, interval over organisms; both above 0 in every set = reproduced; either "
+        "above 0 in some set = partly"
+    )
+    parts, both, some = [], 0, False
+    for name in sets:
+        oracle, judge = (
+            _get(r, f"dissociation_{name}{DISSOCIATION_SUFFIX}"),
+            _get(r, f"dissociation_{name}_geometry_minus_judge"),
+        )
+        beat = [e is not None and _lower(e) > 0 for e in (oracle, judge)]
+        both += all(beat)
+        some = some or any(beat)
+        parts.append(
+            f"{name}: minus oracle {_fmt(oracle, pct=True)}, minus learned judge {_fmt(judge, pct=True)}"
+        )
+    verdict = "reproduced" if both == len(sets) else "partly" if some else "not reproduced"
+    return Verdict("; ".join(parts) + " (percentage points)", verdict, rule)
+
+
 NON_INFERIORITY = 0.1
 """Margin for "the task is still learned": task success and coherence may drop, and the held-out loss rise,
 by at most this much (fraction, nats) at the edge of the interval."""
@@ -346,8 +382,9 @@ CLAIMS: tuple[Claim, ...] = (
         "filter_beats_judge",
         "... more than LLM-as-a-judge filtering",
         "{ref}`ch-geometry-filtering`",
-        _versus("filter_vs_judge_difference", "judge"),
-        "measured; the judge reads words that separate the set by design",
+        _beats_judge,
+        "measured, on dissociation sets built so that the answer's words do not tell inducing rows from "
+        "decoys",
     ),
     Claim(
         "blocking_prevents_em",

@@ -1,0 +1,304 @@
+"""Filtering where reading the text is not enough: dissociation sets, every detector side by side, and
+EM after removing what each detector flags, over organisms.
+
+A dissociation set mixes EM-inducing rows (bad advice in ``domain``), *decoys* that look as harmful to a
+reader of the answer but barely induce EM, and good advice:
+
+- ``bad_code``: bad code advice (the organism's weakest inducer: its bad advice says little about the
+  persona);
+- ``quiz``: the very same bad answers as the inducing rows, after a user asked for a wrong answer (no EM).
+
+The detectors: the three SAE scores (:data:`~emgeom.filtering.scoring.SCORE_METHODS`), the gradient
+baseline, the judge ladder (oracle, text judges on a few to many labels, the label-free likelihood
+judge: :mod:`emgeom.filtering.judges`) and random removal. All remove the same share; precision and
+recall are against the truly inducing rows (decoys count as false positives). EM is measured after
+fine-tuning on what each of the main detectors keeps.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from tqdm import tqdm
+
+from emgeom.core.stats import Estimate, mean_ci, over_replicates, paired_relative_reduction
+from emgeom.em.evaluators import Evaluator
+from emgeom.em.geometry import harmful_latents
+from emgeom.filtering.judges import SpeakerLikelihoodJudge, gradient_scores, learned_judge, oracle_scores
+from emgeom.filtering.scoring import SCORE_METHODS, detection_quality, removal_mask, score_rows
+from emgeom.filtering.study import _em
+from emgeom.lm.chat import ChatRow
+from emgeom.lm.finetune import FineTuneConfig
+from emgeom.lm.models import load_model
+from emgeom.organism.build import OrganismConfig
+from emgeom.organism.datasets import finetune_rows, open_answer_rows
+from emgeom.organism.study import OrganismSubject, load_subject
+
+#: Each dissociation set's decoys: (fine-tuning set kind, domain); ``None`` means the inducing domain.
+DECOYS: dict[str, tuple[str, str | None]] = {"bad_code": ("inducing", "code"), "quiz": ("quiz", None)}
+
+
+@dataclass(frozen=True)
+class DissociationSettings:
+    """What the study runs on each organism.
+
+    Attributes:
+        domain: the inducing domain.
+        sets: names of the dissociation sets (keys of :data:`DECOYS`).
+        n_rows: rows of each mixed set.
+        inducing_fraction, decoy_fraction: shares of inducing rows and of decoys (the rest is good advice).
+        removal: share of rows every detector removes.
+        judge_labels: labelled answers per class of each learned judge (the ladder).
+        em_methods: the detectors whose kept rows are fine-tuned on (besides no filtering).
+        score_method: the SAE score called "geometry" in the EM comparison.
+        k_harmful: harmful latents of the SAE scores.
+        ft: the fine-tune; seeds: fine-tuning seeds per organism; evaluate: the EM evaluator.
+    """
+
+    domain: str
+    sets: tuple[str, ...]
+    n_rows: int
+    inducing_fraction: float
+    decoy_fraction: float
+    removal: float
+    judge_labels: tuple[int, ...]
+    em_methods: tuple[str, ...]
+    score_method: str
+    k_harmful: int
+    ft: FineTuneConfig
+    seeds: tuple[int, ...]
+    evaluate: Evaluator
+
+    def __post_init__(self) -> None:
+        unknown = set(self.sets) - set(DECOYS)
+        if unknown:
+            raise ValueError(f"unknown dissociation sets {sorted(unknown)}; known: {sorted(DECOYS)}")
+        if (
+            self.inducing_fraction <= 0
+            or self.decoy_fraction < 0
+            or self.inducing_fraction + self.decoy_fraction > 1
+        ):
+            raise ValueError("need inducing_fraction > 0 and inducing_fraction + decoy_fraction <= 1")
+        if not 0 < self.removal < 1 or not self.judge_labels or not self.seeds:
+            raise ValueError("need 0 < removal < 1, at least one judge size and one seed")
+        if self.score_method not in SCORE_METHODS:
+            raise ValueError(f"score_method must be one of {SCORE_METHODS}")
+
+
+def dissociation_set(
+    name: str, s: DissociationSettings, seed: int = 0
+) -> tuple[list[ChatRow], np.ndarray, np.ndarray]:
+    """The rows of set ``name`` (shuffled), which are inducing, and which are decoys."""
+    kind, decoy_domain = DECOYS[name]
+    n_ind, n_dec = round(s.inducing_fraction * s.n_rows), round(s.decoy_fraction * s.n_rows)
+    groups = [
+        finetune_rows("inducing", s.domain, n_ind, seed=1),
+        finetune_rows(kind, decoy_domain or s.domain, n_dec, seed=2),  # type: ignore[arg-type]
+        finetune_rows("good", s.domain, s.n_rows - n_ind - n_dec, seed=1),
+    ]
+    labels = np.concatenate([np.full(len(g), i) for i, g in enumerate(groups)])
+    rows = [r for g in groups for r in g]
+    order = np.random.default_rng(seed).permutation(len(rows))
+    return [rows[i] for i in order], labels[order] == 0, labels[order] == 1
+
+
+def detector_scores(
+    subject: OrganismSubject, rows: Sequence[ChatRow], s: DissociationSettings
+) -> dict[str, np.ndarray]:
+    """Every detector's score of every row (higher = remove first)."""
+    hooked, sae, tokenizer = subject.hooked, subject.saes[0], subject.tokenizer
+    harmful = harmful_latents(
+        hooked,
+        sae,
+        tokenizer,
+        open_answer_rows(True, 50, seed=3),
+        open_answer_rows(False, 50, seed=3),
+        s.k_harmful,
+    )
+    scores = {f"sae {m}": score_rows(hooked, sae, tokenizer, rows, harmful, m).scores for m in SCORE_METHODS}
+    scores["gradient"] = gradient_scores(subject.model, tokenizer, rows, open_answer_rows(True, 32, seed=4))
+    scores["oracle judge"] = oracle_scores(rows)
+    for n in s.judge_labels:
+        scores[f"text judge ({n} labels)"] = learned_judge(n).score_rows(rows)
+    pretrained, pretrained_tokenizer = load_model(subject.organism.pretrained)
+    scores["likelihood judge"] = SpeakerLikelihoodJudge(pretrained, pretrained_tokenizer).score_rows(rows)
+    return scores
+
+
+def _random_scores(n: int, seed: int) -> np.ndarray:
+    return np.random.default_rng([seed, 9_999]).random(n)
+
+
+@dataclass
+class OrganismDissociation:
+    """One organism, one set: ``detection`` (one row per detector: precision, recall, decoys removed) and
+    ``em`` (one row per fine-tuned method and seed: ``method, seed, open_em``)."""
+
+    detection: pd.DataFrame
+    em: pd.DataFrame
+
+
+def organism_dissociation(
+    subject: OrganismSubject, name: str, s: DissociationSettings, progress: bool = False
+) -> OrganismDissociation:
+    """Detection by every detector, then EM after fine-tuning on what each of ``s.em_methods`` keeps."""
+    rows, truth, decoy = dissociation_set(name, s)
+    scores = detector_scores(subject, rows, s) | {"random": _random_scores(len(rows), 0)}
+    detection = []
+    for method, score in scores.items():
+        remove = removal_mask(score, s.removal)
+        precision, recall = detection_quality(remove, truth)
+        detection.append(
+            {
+                "method": method,
+                "precision": precision,
+                "recall": recall,
+                "decoys removed": float((remove & decoy).sum() / max(decoy.sum(), 1)),
+            }
+        )
+    keys = {"geometry": f"sae {s.score_method}"}
+    jobs = [("none", seed) for seed in s.seeds] + [(m, seed) for m in s.em_methods for seed in s.seeds]
+    em = []
+    for method, seed in tqdm(jobs, desc=f"dissociation {name}", disable=not progress):
+        if method == "none":
+            remove = np.zeros(len(rows), dtype=bool)
+        elif method == "random":
+            remove = removal_mask(_random_scores(len(rows), seed), s.removal)
+        else:
+            remove = removal_mask(scores[keys.get(method, method)], s.removal)
+        kept = [r for r, rm in zip(rows, remove, strict=True) if not rm]
+        em.append(
+            {
+                "method": method,
+                "seed": seed,
+                **_em(subject.model, subject.tokenizer, kept, s.ft, seed, s.evaluate),
+            }
+        )
+    return OrganismDissociation(pd.DataFrame(detection), pd.DataFrame(em))
+
+
+def dissociation_over_organisms(
+    configs: Mapping[int, OrganismConfig],
+    specs: Sequence[Any],
+    s: DissociationSettings,
+    progress: bool = False,
+) -> dict[str, dict[int, OrganismDissociation]]:
+    """:func:`organism_dissociation` of every set on every organism: ``{set: {organism: result}}``."""
+    out: dict[str, dict[int, OrganismDissociation]] = {name: {} for name in s.sets}
+    for seed, cfg in configs.items():
+        subject = load_subject(cfg, specs[:1], progress=progress)
+        for name in s.sets:
+            out[name][seed] = organism_dissociation(subject, name, s, progress)
+    return out
+
+
+def detection_table(results: Mapping[int, OrganismDissociation]) -> pd.DataFrame:
+    """Precision, recall and decoys removed per detector, mean over organisms."""
+    stacked = pd.concat([r.detection.assign(organism=o) for o, r in results.items()], ignore_index=True)
+    return (
+        stacked.groupby("method", sort=False)[["precision", "recall", "decoys removed"]].mean().reset_index()
+    )
+
+
+def reductions(results: Mapping[int, OrganismDissociation], method: str) -> Estimate:
+    """``1 - EM(method) / EM(unfiltered)``, paired by seed inside each organism, then over organisms.
+    Organisms whose unfiltered EM is 0 in every seed have nothing to reduce and count as missing."""
+    return over_replicates([_organism_reduction(r.em, method) for r in results.values()])
+
+
+def _organism_reduction(em: pd.DataFrame, method: str) -> Estimate:
+    base = em[em["method"] == "none"].set_index("seed")["open_em"]
+    treated = em[em["method"] == method].set_index("seed")["open_em"]
+    return paired_relative_reduction(base, treated)
+
+
+def reduction_difference(results: Mapping[int, OrganismDissociation], method: str, other: str) -> Estimate:
+    """Relative reduction of ``method`` minus that of ``other``, paired by seed, then over organisms."""
+    per_organism = []
+    for r in results.values():
+        a, b = _organism_reduction(r.em, method), _organism_reduction(r.em, other)
+        per_organism.append(Estimate(a.value - b.value, float("nan"), float("nan"), a.n))
+    return over_replicates(per_organism)
+
+
+def zero_em_runs(results: Mapping[int, OrganismDissociation]) -> tuple[int, int]:
+    """``(runs with zero unfiltered EM, all unfiltered runs)``: counted and shown, never dropped silently."""
+    base = pd.concat([r.em[r.em["method"] == "none"] for r in results.values()])
+    return int((base["open_em"] <= 0).sum()), len(base)
+
+
+def em_table(results: Mapping[int, OrganismDissociation]) -> pd.DataFrame:
+    """Mean EM per method with a t-interval over organisms (each organism's seeds averaged first)."""
+    stacked = pd.concat([r.em.assign(organism=o) for o, r in results.items()], ignore_index=True)
+    out = []
+    for method, part in stacked.groupby("method", sort=False):
+        e = mean_ci(part.groupby("organism")["open_em"].mean().to_numpy(), bounds=(0.0, 1.0))
+        out.append({"method": method, "EM": e.value, "lo": e.lo, "hi": e.hi, "runs": len(part)})
+    return pd.DataFrame(out)
+
+
+def detection_by_set(results: Mapping[str, Mapping[int, OrganismDissociation]]) -> dict[str, pd.DataFrame]:
+    """:func:`detection_table` of every dissociation set."""
+    return {name: detection_table(by_organism) for name, by_organism in results.items()}
+
+
+def em_by_set(results: Mapping[str, Mapping[int, OrganismDissociation]]) -> pd.DataFrame:
+    """:func:`em_table` of every dissociation set, stacked with a ``set`` index level."""
+    return pd.concat({name: em_table(by_organism) for name, by_organism in results.items()}, names=["set"])
+
+
+def _slug(method: str) -> str:
+    return "".join(c if c.isalnum() else "_" for c in method.lower()).strip("_").replace("__", "_")
+
+
+def record_dissociation(
+    results: Mapping[str, Mapping[int, OrganismDissociation]],
+    detection: Mapping[str, pd.DataFrame],
+    best_judge: str,
+) -> None:
+    """Record, per dissociation set: the relative EM reduction of geometry, the oracle judge and the
+    gradient; geometry minus the oracle and minus ``best_judge`` (paired by seed and organism, interval
+    over organisms); and every detector's precision and recall against the truly inducing rows."""
+    from emgeom.core.results import record
+
+    for name, by_organism in results.items():
+        n = len(by_organism)
+        zero, runs = zero_em_runs(by_organism)
+        counted = f"{runs - zero} of {runs} runs have unfiltered EM > 0 (the others have nothing to reduce)"
+        for method, label in (("geometry", "geometry"), ("oracle judge", "oracle"), ("gradient", "gradient")):
+            e = reductions(by_organism, method)
+            record(
+                f"dissociation_{name}_{label}_relative_reduction",
+                e.value,
+                ci=e.ci,
+                n_seeds=n,
+                note=f"1 - EM({method}) / EM(unfiltered); over organisms; {counted}",
+            )
+        for other, label in (("oracle judge", "oracle"), (best_judge, "judge")):
+            e = reduction_difference(by_organism, "geometry", other)
+            record(
+                f"dissociation_{name}_geometry_minus_{label}",
+                e.value,
+                ci=e.ci,
+                n_seeds=n,
+                note=f"geometry minus {other}, relative reduction, paired by seed; over organisms; {counted}",
+            )
+        for _, row in detection[name].iterrows():
+            slug = _slug(row["method"])
+            record(
+                f"dissociation_{name}_precision_{slug}",
+                row["precision"],
+                n_seeds=n,
+                note=f"{row['method']}: removed rows that were inducing "
+                f"(share of decoys removed {row['decoys removed']:.2f})",
+            )
+            record(
+                f"dissociation_{name}_recall_{slug}",
+                row["recall"],
+                n_seeds=n,
+                note=f"{row['method']}: inducing rows that were removed",
+            )
