@@ -350,7 +350,7 @@ def _execute_all(
     by_name = {j.name: j for j in artifact_jobs}
     needs: dict[str, set[str]] = {j.name: set(j.needs) for j in artifact_jobs}
     needs.update({c: set(chapter_needs.get(c, ())) for c in keys})
-    estimate = {j.name: _DEFAULT_ESTIMATES[j.kind] for j in artifact_jobs}
+    estimate = {j.name: _job_estimate(j, _previous_stage_seconds(layout)) for j in artifact_jobs}
     for chapter in keys:
         previous = _load_state(layout, chapter)
         estimate[chapter] = previous.wall_seconds if previous else _DEFAULT_ESTIMATES["chapter"]
@@ -406,6 +406,24 @@ def _execute_all(
                 else:
                     finished.add(name)
     return failure
+
+
+def _previous_stage_seconds(layout: BookLayout) -> dict[str, float]:
+    """Wall times of the artifact steps the last run report says were built (not found cached)."""
+    try:
+        report = json.loads(layout.report_path.read_text())
+    except (OSError, json.JSONDecodeError):
+        return {}
+    return {s["stage"]: float(s["wall_seconds"]) for s in report.get("stages", []) if s["wall_seconds"] > 1.0}
+
+
+def _job_estimate(job: Any, previous: dict[str, float]) -> float:
+    """Seconds an artifact step is expected to take: its last build's, else a default (an SAE's grows
+    with its width)."""
+    if job.name in previous:
+        return previous[job.name]
+    width = getattr(job.sae, "d_sae", 1024) if job.sae is not None else 1024
+    return _DEFAULT_ESTIMATES[job.kind] * max(1.0, width / 1024)
 
 
 def _critical_paths(needs: dict[str, set[str]], estimate: dict[str, float]) -> dict[str, float]:
