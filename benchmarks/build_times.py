@@ -22,6 +22,12 @@ from emgeom.book.timeline import build_timeline
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--report", type=Path, default=Path("_build/report.json"))
+    parser.add_argument(
+        "--save",
+        action="store_true",
+        help="write each executed step's time to ci/timings/<profile>.json, which a cold build reads to "
+        "start the longest chains of work first",
+    )
     args = parser.parse_args()
     if not args.report.exists():
         raise SystemExit(f"no run report at {args.report}: run `make book` first")
@@ -41,6 +47,13 @@ def main() -> None:
         f"total wall time {timeline.span_seconds / 60:.1f} min; step time {timeline.busy_seconds / 60:.1f} "
         f"min; mean busy cores {timeline.mean_busy:.2f}"
     )
+    if args.save:
+        out = Path("ci") / "timings" / f"{timeline.profile}.json"
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(
+            json.dumps({c.chapter: round(c.seconds, 1) for c in timeline.chapters}, indent=1) + "\n"
+        )
+        print(f"saved step times to {out}")
 
 
 if __name__ == "__main__":

@@ -37,6 +37,10 @@ class BookLayout:
     def profiles_dir(self) -> Path:
         return self.root / "ci" / "profiles"
 
+    def timings_file(self, profile: str) -> Path:
+        """Step times of a profile's last full build, committed so a cold build can order its work."""
+        return self.root / "ci" / "timings" / f"{profile}.json"
+
     @property
     def lib_dir(self) -> Path:
         return self.root / "lib" / "emgeom"

@@ -350,10 +350,13 @@ def _execute_all(
     by_name = {j.name: j for j in artifact_jobs}
     needs: dict[str, set[str]] = {j.name: set(j.needs) for j in artifact_jobs}
     needs.update({c: set(chapter_needs.get(c, ())) for c in keys})
-    estimate = {j.name: _job_estimate(j, _previous_stage_seconds(layout)) for j in artifact_jobs}
+    known = _known_timings(layout, profile.name)
+    estimate = {j.name: _job_estimate(j, known) for j in artifact_jobs}
     for chapter in keys:
         previous = _load_state(layout, chapter)
-        estimate[chapter] = previous.wall_seconds if previous else _DEFAULT_ESTIMATES["chapter"]
+        estimate[chapter] = (
+            previous.wall_seconds if previous else known.get(chapter, _DEFAULT_ESTIMATES["chapter"])
+        )
     priority = _critical_paths(needs, estimate)
     environment = kernel_environment(layout, profile, "artifacts")
     print(
@@ -408,20 +411,29 @@ def _execute_all(
     return failure
 
 
-def _previous_stage_seconds(layout: BookLayout) -> dict[str, float]:
-    """Wall times of the artifact steps the last run report says were built (not found cached)."""
+def _known_timings(layout: BookLayout, profile: str) -> dict[str, float]:
+    """Seconds each step took when last built: the committed timings of the profile
+    (``ci/timings/<profile>.json``, written by ``benchmarks/build_times.py --save``), updated by the
+    artifact steps of the last run report (those built, not found cached)."""
+    known: dict[str, float] = {}
+    with contextlib.suppress(OSError, json.JSONDecodeError):
+        known.update(json.loads(layout.timings_file(profile).read_text()))
     try:
         report = json.loads(layout.report_path.read_text())
     except (OSError, json.JSONDecodeError):
-        return {}
-    return {s["stage"]: float(s["wall_seconds"]) for s in report.get("stages", []) if s["wall_seconds"] > 1.0}
+        return known
+    if report.get("profile") == profile:
+        known.update(
+            {s["stage"]: float(s["wall_seconds"]) for s in report.get("stages", []) if s["wall_seconds"] > 1}
+        )
+    return known
 
 
-def _job_estimate(job: Any, previous: dict[str, float]) -> float:
+def _job_estimate(job: Any, known: dict[str, float]) -> float:
     """Seconds an artifact step is expected to take: its last build's, else a default (an SAE's grows
     with its width)."""
-    if job.name in previous:
-        return previous[job.name]
+    if job.name in known:
+        return known[job.name]
     width = getattr(job.sae, "d_sae", 1024) if job.sae is not None else 1024
     return _DEFAULT_ESTIMATES[job.kind] * max(1.0, width / 1024)
 

@@ -106,3 +106,32 @@ def test_a_chapter_reading_one_organism_waits_for_that_one_only():
     one_sae = {k: v for k, v in SAE.items() if k != "sae_seeds"}
     _, needs = plan_artifacts({"08_one": {"organism_seed": 2, "sae_seed": 1, **TINY, **one_sae}})
     assert needs["08_one"] == {"organism 2", "SAE 1 on organism 2"}
+
+
+def test_known_timings_come_from_the_committed_file_then_the_last_report(tmp_path):
+    import json
+
+    from emgeom.book.artifact_jobs import ArtifactJob
+    from emgeom.book.layout import BookLayout
+    from emgeom.book.runner import _job_estimate, _known_timings
+
+    layout = BookLayout(tmp_path)
+    assert _known_timings(layout, "cpu") == {}
+    layout.timings_file("cpu").parent.mkdir(parents=True)
+    layout.timings_file("cpu").write_text(json.dumps({"organism 0": 150.0, "06_x": 700.0}))
+    layout.report_path.parent.mkdir(parents=True)
+    layout.report_path.write_text(
+        json.dumps(
+            {
+                "profile": "cpu",
+                "stages": [
+                    {"stage": "organism 0", "wall_seconds": 120.0},
+                    {"stage": "organism 1", "wall_seconds": 0.1},
+                ],
+            }
+        )
+    )
+    known = _known_timings(layout, "cpu")
+    assert known == {"organism 0": 120.0, "06_x": 700.0}  # a cached step (0.1 s) says nothing
+    wide = ArtifactJob("SAE 0 (4096 latents) on organism 0", "sae", None, type("S", (), {"d_sae": 4096})())
+    assert _job_estimate(wide, known) == pytest.approx(120.0)
