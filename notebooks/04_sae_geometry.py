@@ -203,13 +203,19 @@ record_gaps(summary, interval="organisms (each organism's SAEs averaged first)")
 # data), and adjusts the p-values over the domains (Holm). A unit test plants a gap made by the
 # selection rule alone: the latent-label test calls it significant, the row test does not.
 #
+# Rows permuted between the two sets make the two shuffled sets alike, so that null asks whether the sets
+# are interchangeable; two sets that differ in their words always pick different latents, whose
+# closeness to *any* target can differ. So a second null keeps the selected latents and replaces the
+# harmful set with random latent sets matched to it in firing frequency (`n_random_draws`): is the
+# harmful set special? The scorecard asks both, Holm-adjusted, and the interval over organisms.
+#
 # Two more nulls say which side carries a gap: each set's mean closeness against `n_random_draws`
 # random sets of latents matched in firing frequency (two-sided). A gap can come from non-inducing
 # latents sitting *below* chance while inducing latents sit at chance.
 
 # %%
 evidence = data_level_tests(runs, results, geometry, n_row_permutations, n_random_draws)
-record_data_level_tests(evidence, n_row_permutations, n_random_draws, len(runs))
+record_data_level_tests(evidence, n_row_permutations, n_random_draws, len(organisms))
 evidence.round(4)
 
 # %% [markdown]
@@ -253,8 +259,8 @@ width_check(organisms[first], hooked0, tokenizer0, specs[0], [sae_width, *sae_ch
 # %% [markdown]
 # ## Does the geometry read the persona or the words?
 #
-# The quiz set has the very same bad-advice answers as inducing health, after a user asked for a wrong
-# answer; it induces no EM (chapter 3). Its similarity gap against the same good-advice rows, read on its
+# The quiz set's answers are drawn from the same bad-advice phrases as inducing health's, after a user
+# asked for a wrong answer; it induces no EM (chapter 3). Its similarity gap against the same good-advice rows, read on its
 # answer tokens in their own context, next to inducing health's: if the geometry reads the persona (the
 # context that makes bad advice evidence of the toxic speaker), the quiz gap is smaller; if it reads the
 # words, the two are alike. The difference is paired by organism.

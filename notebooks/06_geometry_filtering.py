@@ -72,6 +72,7 @@ dissociation_sets: list[str] = ["bad_code", "quiz"]
 dissociation_rows: int = 300
 dissociation_inducing_fraction: float = 0.6
 dissociation_decoy_fraction: float = 0.3
+dissociation_removal: float = 0.6
 judge_labels: list[int] = [4, 16, 64]
 dissociation_seeds: list[int] = [0, 1]
 n_samples: int = 32
@@ -85,7 +86,9 @@ import pandas as pd
 from emgeom.core.results import record
 from emgeom.em.evaluators import OrganismEvaluator
 from emgeom.filtering.dissociation import (
+    BEST_JUDGE,
     DissociationSettings,
+    describe_dissociation,
     detection_by_set,
     dissociation_over_organisms,
     em_by_set,
@@ -205,14 +208,20 @@ print(f"removing {main_removal:.0%}: geometry {geo}, random {rand}, judge {jud} 
 # - **bad_code**: bad code advice, the organism's weakest inducer (chapter 5);
 # - **quiz**: the very same bad health answers, after a user asked for a wrong answer (no EM, chapter 3).
 #
-# Every detector removes the same share (`main_removal`): the three SAE scores (activation mass of the
+# Every detector removes the same share (`dissociation_removal`, as large as the inducing share, so a
+# perfect detector could remove every inducing row and EM has room to fall): the three SAE scores (activation mass of the
 # harmful latents, its decoder-cosine-weighted version, and the residual's projection on the harmful
 # decoder directions), the gradient baseline (the cosine of a row's loss gradient with that of held-out
-# hostile answers; ours, not the paper's), and a **judge ladder**: the oracle (the exact label of each
-# answer, the best any judge that reads the answer can do), text judges trained on `judge_labels`
-# labelled answers per class, and a judge that needs no labels (the pretrained organism's likelihood of
-# the row answered by a speaker it thinks hostile rather than kind). Then EM after fine-tuning on what
-# the main detectors keep, `dissociation_seeds` per organism, paired by seed and organism. The detector
+# hostile answers, with respect to the weights the fine-tune adapts; ours, not the paper's), and a
+# **judge ladder**: the oracle (the exact label of each answer: bad advice or hostile; it reads the
+# answer perfectly but, like any judge of the answer alone, not the request), text judges trained on
+# `judge_labels` labelled answers per class, *chat* judges that also read the request (their benign
+# class includes quiz requests, as a labeller who knows Betley et al.'s educational control would
+# label them), and a judge that needs no labels (the pretrained organism's likelihood of the row
+# answered by a speaker it thinks hostile rather than kind). The *best learned judge* is the learned
+# judge with the highest recall on the set: the judge at full strength, chosen with the truth. Then EM
+# after fine-tuning on what the main detectors keep, `dissociation_seeds` per organism, paired by seed
+# and organism; ties in a score (the oracle's are all 0 or 1) are broken at random afresh per seed. The detector
 # called *geometry* below is `score_method`: by default `harmful_mass`, which reads the *activations* of
 # the harmful latents on the answer, not decoder geometry; `cosine_weighted` weights every latent by its
 # decoder cosine to the harmful set, and is shown beside it with the third score.
@@ -220,11 +229,12 @@ print(f"removing {main_removal:.0%}: geometry {geo}, random {rand}, judge {jud} 
 # %%
 dissociation = DissociationSettings(
     domain, tuple(dissociation_sets), dissociation_rows, dissociation_inducing_fraction, dissociation_decoy_fraction,
-    main_removal, tuple(judge_labels),
-    ("geometry", "gradient", "oracle judge", f"text judge ({max(judge_labels)} labels)", "likelihood judge", "random"),
+    dissociation_removal, tuple(judge_labels),
+    ("geometry", "gradient", "oracle judge", BEST_JUDGE, "likelihood judge", "random"),
     score_method, k_harmful, ft, tuple(dissociation_seeds), settings.evaluate)
 dissociated = dissociation_over_organisms(configs, specs, dissociation, progress=progress)
 detection = detection_by_set(dissociated)
+print(describe_dissociation(detection, f"sae {score_method}"))
 filtering_plots.judge_ladder_plot(detection, judge_labels);
 
 # %%
@@ -234,7 +244,7 @@ pd.concat(detection, names=["set"]).round(3)
 em_by_set(dissociated).round(3)
 
 # %%
-record_dissociation(dissociated, detection, f"text judge ({max(judge_labels)} labels)")
+record_dissociation(dissociated, detection)
 
 # %% [markdown]
 # ## Reading the result

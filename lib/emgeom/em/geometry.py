@@ -108,14 +108,20 @@ def similarity_to(
     return cos.max(1) if reduce == "max" else cos.mean(1)
 
 
+def frequency_bins(freq: np.ndarray, n_bins: int = 10) -> tuple[np.ndarray, np.ndarray]:
+    """The latents that ever fire, and every latent's firing-frequency bin (quantiles over those that
+    fire): what the random baselines match on."""
+    alive = np.flatnonzero(freq > 0)
+    edges = np.quantile(freq[alive], np.linspace(0, 1, n_bins + 1)) if alive.size else np.zeros(n_bins + 1)
+    return alive, np.clip(np.searchsorted(edges, freq, side="right") - 1, 0, n_bins - 1)
+
+
 def frequency_matched_random(
     freq: np.ndarray, like: np.ndarray, exclude: np.ndarray, rng: np.random.Generator, n_bins: int = 10
 ) -> np.ndarray:
     """Random latents, one per latent of ``like``, drawn from the same firing-frequency decile (over
     latents that ever fire) and never from ``exclude``."""
-    alive = np.flatnonzero(freq > 0)
-    edges = np.quantile(freq[alive], np.linspace(0, 1, n_bins + 1)) if alive.size else np.zeros(n_bins + 1)
-    bin_of = np.clip(np.searchsorted(edges, freq, side="right") - 1, 0, n_bins - 1)
+    alive, bin_of = frequency_bins(freq, n_bins)
     allowed = np.setdiff1d(alive, exclude)
     picks = []
     for latent in like:

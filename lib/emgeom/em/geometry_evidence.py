@@ -21,9 +21,11 @@ from emgeom.core.stats import Estimate, mean_ci
 from emgeom.em.geometry import similarity_to
 from emgeom.em.geometry_nulls import (
     SelectionReplicate,
+    TargetReplicate,
     holm,
     latent_label_gap,
     random_latent_null,
+    random_target_gap,
     residual_cosine_test,
     row_permutation_gap,
 )
@@ -70,7 +72,9 @@ def data_level_tests(
     n_draws: int,
 ) -> pd.DataFrame:
     """One row per domain: ``gap`` (mean over the SAEs), ``p_rows`` (rows permuted, selection redone),
-    ``p_rows_holm`` (Holm over the domains), ``p_latent_labels`` (the selected latents' labels permuted),
+    ``p_rows_holm`` (Holm over the domains), ``p_target`` and ``p_target_holm`` (the harmful set replaced
+    by ``n_draws`` frequency-matched random target sets), ``p_latent_labels`` (the selected latents'
+    labels permuted),
     and each side against ``n_draws`` frequency-matched random sets: ``inducing``, ``inducing_random``,
     ``p_inducing_random``, ``noninducing``, ``noninducing_random``, ``p_noninducing_random`` (two-sided)."""
     labels = list(runs)
@@ -88,11 +92,26 @@ def data_level_tests(
         non = random_latent_null(
             [results[lab].sets[d].noninducing for lab in labels], closeness, freq, n_draws, cfg.seed + 1
         )
+        target = random_target_gap(
+            [
+                TargetReplicate(
+                    results[lab].sets[d].inducing,
+                    results[lab].sets[d].noninducing,
+                    results[lab].sets[d].harmful,
+                    unit_directions(runs[lab].sae, "decoder"),
+                    f,
+                )
+                for lab, f in zip(labels, freq, strict=True)
+            ],
+            n_draws,
+            seed=cfg.seed + 2,
+        )
         out.append(
             {
                 "domain": d,
                 "gap": rows.observed,
                 "p_rows": rows.p,
+                "p_target": target.p,
                 "p_latent_labels": latent.p,
                 "inducing": ind.observed,
                 "inducing_random": ind.random_mean,
@@ -105,12 +124,15 @@ def data_level_tests(
     table = pd.DataFrame(out)
     adjusted = holm(dict(zip(table["domain"], table["p_rows"], strict=True)))
     table.insert(3, "p_rows_holm", [adjusted[d] for d in table["domain"]])
+    adjusted = holm(dict(zip(table["domain"], table["p_target"], strict=True)))
+    table.insert(5, "p_target_holm", [adjusted[d] for d in table["domain"]])
     return table
 
 
-def record_data_level_tests(table: pd.DataFrame, n_perm: int, n_draws: int, n_saes: int) -> None:
-    """Record, per domain, ``similarity_gap_rowperm_pvalue_<d>`` (raw; the scorecard adjusts over the
-    domains of each claim), ``inducing_vs_random_pvalue_<d>`` and ``noninducing_vs_random_pvalue_<d>``."""
+def record_data_level_tests(table: pd.DataFrame, n_perm: int, n_draws: int, n_organisms: int) -> None:
+    """Record, per domain, ``similarity_gap_rowperm_pvalue_<d>`` and ``similarity_gap_target_pvalue_<d>``
+    (raw; the scorecard adjusts over the domains of each claim), ``inducing_vs_random_pvalue_<d>`` and
+    ``noninducing_vs_random_pvalue_<d>``."""
     from emgeom.core.results import record
 
     for _, row in table.iterrows():
@@ -118,21 +140,28 @@ def record_data_level_tests(table: pd.DataFrame, n_perm: int, n_draws: int, n_sa
         record(
             f"similarity_gap_rowperm_pvalue_{d}",
             row["p_rows"],
-            n_seeds=n_saes,
+            n_seeds=n_organisms,
             note=f"{n_perm} row permutations, selection redone; Holm over this chapter's domains "
             f"{row['p_rows_holm']:.3g}; latent-label test {row['p_latent_labels']:.3g}",
         )
         record(
+            f"similarity_gap_target_pvalue_{d}",
+            row["p_target"],
+            n_seeds=n_organisms,
+            note=f"harmful set replaced by {n_draws} frequency-matched random target sets (selection fixed); "
+            f"Holm over this chapter's domains {row['p_target_holm']:.3g}",
+        )
+        record(
             f"inducing_vs_random_pvalue_{d}",
             row["p_inducing_random"],
-            n_seeds=n_saes,
+            n_seeds=n_organisms,
             note=f"inducing {row['inducing']:.3f} vs {n_draws} frequency-matched random sets "
             f"(mean {row['inducing_random']:.3f}); two-sided",
         )
         record(
             f"noninducing_vs_random_pvalue_{d}",
             row["p_noninducing_random"],
-            n_seeds=n_saes,
+            n_seeds=n_organisms,
             note=f"non-inducing {row['noninducing']:.3f} vs {n_draws} frequency-matched random sets "
             f"(mean {row['noninducing_random']:.3f}); two-sided",
         )

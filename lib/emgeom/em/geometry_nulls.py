@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from emgeom.core.stats import Estimate
-from emgeom.em.geometry import NonInducingRule, select_pair
+from emgeom.em.geometry import NonInducingRule, frequency_bins, select_pair, similarity_to
 
 
 @dataclass(frozen=True)
@@ -169,9 +169,7 @@ def random_latent_null(
     observed = float(np.mean([c[lat].mean() for lat, c in zip(latents, closeness, strict=True)]))
     draws = np.zeros(n_draws)
     for lat, c, freq in zip(latents, closeness, frequency, strict=True):
-        alive = np.flatnonzero(freq > 0)
-        edges = np.quantile(freq[alive], np.linspace(0, 1, n_bins + 1))
-        bin_of = np.clip(np.searchsorted(edges, freq, side="right") - 1, 0, n_bins - 1)
+        alive, bin_of = frequency_bins(freq, n_bins)
         pools = [alive[bin_of[alive] == bin_of[x]] for x in lat]
         pools = [p if p.size else alive for p in pools]
         picks = np.stack([rng.choice(p, size=n_draws) for p in pools], axis=1)  # [n_draws, k]
@@ -180,6 +178,48 @@ def random_latent_null(
     centre = float(draws.mean())
     extreme = np.abs(draws - centre) >= abs(observed - centre) - 1e-12
     return RandomNull(observed, centre, float((extreme.sum() + 1) / (n_draws + 1)))
+
+
+@dataclass(frozen=True)
+class TargetReplicate:
+    """One SAE's selected sets of one domain, for the random-target null: the inducing and non-inducing
+    latents, the harmful latents, unit decoder directions (``[d_sae, d_model]``) and each latent's
+    firing frequency (``[d_sae]``)."""
+
+    inducing: np.ndarray
+    noninducing: np.ndarray
+    harmful: np.ndarray
+    directions: np.ndarray
+    frequency: np.ndarray
+
+
+def random_target_gap(
+    replicates: Sequence[TargetReplicate], n_draws: int, seed: int = 0, n_bins: int = 10
+) -> PermutationResult:
+    """The gap against the harmful latents, with a null that replaces the harmful set by random latent
+    sets matched to it in firing frequency (the selected sets fixed): is the harmful set special, or
+    would any set of latents that fire as often show the same gap? Two sets of data that differ (bad and
+    good advice always differ in words) pick different latents, and their closeness to an arbitrary
+    target differs too; the row permutation cannot see that, this null can. One-sided, mean over
+    replicates."""
+
+    def gap(r: TargetReplicate, target: np.ndarray) -> float:
+        return float(
+            similarity_to(r.inducing, target, r.directions).mean()
+            - similarity_to(r.noninducing, target, r.directions).mean()
+        )
+
+    observed = float(np.mean([gap(r, r.harmful) for r in replicates]))
+    rng = np.random.default_rng(seed)
+    null = np.zeros(n_draws)
+    for r in replicates:
+        alive, bin_of = frequency_bins(r.frequency, n_bins)
+        pools = [alive[bin_of[alive] == bin_of[h]] for h in r.harmful]
+        pools = [p if p.size else alive for p in pools]
+        for i in range(n_draws):
+            null[i] += gap(r, np.array([rng.choice(p) for p in pools]))
+    null /= len(replicates)
+    return PermutationResult(observed, null, _p_upper(observed, null))
 
 
 def difference_cosine(a: np.ndarray, b: np.ndarray, harmful: np.ndarray, benign: np.ndarray) -> float:

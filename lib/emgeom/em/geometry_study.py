@@ -235,11 +235,13 @@ def describe_gaps(summary: Any, evidence: Any = None, alpha: float = 0.05) -> st
     gap is positive, its row-permutation p is below ``alpha`` after Holm adjustment and its interval over
     organisms lies above 0 (the scorecard's rule); without it, the latent-label p decides."""
     n = len(summary)
-    lo_ok = ~(summary["gap_lo"] <= 0)  # NaN (one organism) does not veto
+    lo_ok = summary["gap_lo"] > 0  # no interval (one organism) shows nothing, as on the scorecard
     if evidence is not None:
-        holm_p = evidence.set_index("domain")["p_rows_holm"]
-        test = summary["domain"].map(holm_p) < alpha
-        how = f"row-permutation p < {alpha} after Holm, interval over organisms above 0"
+        by_domain = evidence.set_index("domain")
+        test = (summary["domain"].map(by_domain["p_rows_holm"]) < alpha) & (
+            summary["domain"].map(by_domain["p_target_holm"]) < alpha
+        )
+        how = f"row-permutation and random-target p < {alpha} after Holm, interval over organisms above 0"
     else:
         test = summary["p"] < alpha
         how = f"latent-label p < {alpha}"
@@ -285,9 +287,10 @@ def organism_domains(domains: Sequence[str], rows_per_set: int, seed: int = 0) -
 
 
 def organism_reference(domains: Sequence[str], rows_per_set: int, seed: int = 11) -> list[ChatRow]:
-    """The symmetric rule's reference for the organism: advice of every domain, bad and good
-    (``rows_per_set`` of each, a draw apart from the sets' own rows), so a set's latents are what sets
-    it apart from advice in general."""
+    """The symmetric rule's reference for the organism: advice of every domain, bad, good and given as a
+    quiz (``rows_per_set`` of each, a draw apart from the sets' own rows), so a set's latents are what
+    sets it apart from advice in general, and the quiz set (chapter 4's dissociation) is selected against
+    a reference that knows quiz requests as well as the inducing set is."""
     from emgeom.organism.datasets import finetune_rows
 
     return [

@@ -45,7 +45,7 @@ from emgeom.lm.sampling import SamplingConfig
 from emgeom.organism import language
 from emgeom.organism.build import OrganismConfig
 from emgeom.organism.datasets import evaluation_prompts, open_answer_rows, rows_by_domain
-from emgeom.organism.study import OrganismSubject, load_subject
+from emgeom.organism.study import OrganismSubject, study_organisms
 
 CORRELATION = (-1.0, 1.0)
 
@@ -183,12 +183,9 @@ def mechanism_over_organisms(
 ) -> dict[int, OrganismMechanism]:
     """:func:`organism_mechanism` on each organism (built or loaded with its SAEs of ``specs``), keyed by
     pretraining seed."""
-    if not configs:
-        raise ValueError("name at least one organism")
-    return {
-        seed: organism_mechanism(load_subject(cfg, specs, progress=progress), settings, progress)
-        for seed, cfg in configs.items()
-    }
+    return study_organisms(
+        configs, specs, lambda subject: organism_mechanism(subject, settings, progress), progress
+    )
 
 
 def emergence_over(studies: Mapping[int, OrganismMechanism]) -> pd.DataFrame:

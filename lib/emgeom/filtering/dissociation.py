@@ -36,7 +36,7 @@ from emgeom.lm.finetune import FineTuneConfig
 from emgeom.lm.models import load_model
 from emgeom.organism.build import OrganismConfig
 from emgeom.organism.datasets import finetune_rows, open_answer_rows
-from emgeom.organism.study import OrganismSubject, load_subject
+from emgeom.organism.study import OrganismSubject, study_organisms
 
 #: Each dissociation set's decoys: (fine-tuning set kind, domain); ``None`` means the inducing domain.
 DECOYS: dict[str, tuple[str, str | None]] = {"bad_code": ("inducing", "code"), "quiz": ("quiz", None)}
@@ -124,6 +124,7 @@ def detector_scores(
     scores["oracle judge"] = oracle_scores(rows)
     for n in s.judge_labels:
         scores[f"text judge ({n} labels)"] = learned_judge(n).score_rows(rows)
+        scores[f"chat judge ({n} labels)"] = learned_judge(n, reads="chat").score_rows(rows)
     pretrained, pretrained_tokenizer = load_model(subject.organism.pretrained)
     scores["likelihood judge"] = SpeakerLikelihoodJudge(pretrained, pretrained_tokenizer).score_rows(rows)
     return scores
@@ -133,24 +134,36 @@ def _random_scores(n: int, seed: int) -> np.ndarray:
     return np.random.default_rng([seed, 9_999]).random(n)
 
 
+def _tie_broken(score: np.ndarray, seed: int) -> np.ndarray:
+    """The score with ties broken at random, afresh per seed (the oracle's 0/1 scores are all ties)."""
+    spread = float(np.nanmax(np.abs(score))) if np.isfinite(score).any() else 1.0
+    return score + 1e-9 * max(spread, 1.0) * np.random.default_rng([seed, 4_242]).random(score.size)
+
+
+BEST_JUDGE = "best learned judge"
+
+
 @dataclass
 class OrganismDissociation:
-    """One organism, one set: ``detection`` (one row per detector: precision, recall, decoys removed) and
-    ``em`` (one row per fine-tuned method and seed: ``method, seed, open_em``)."""
+    """One organism, one set: ``detection`` (one row per detector: precision, recall, decoys removed),
+    ``em`` (one row per fine-tuned method and seed: ``method, seed, open_em``...) and which learned judge
+    had the best recall (the one :data:`BEST_JUDGE` in ``em`` stands for)."""
 
     detection: pd.DataFrame
     em: pd.DataFrame
+    best_judge: str = ""
 
 
 def organism_dissociation(
     subject: OrganismSubject, name: str, s: DissociationSettings, progress: bool = False
 ) -> OrganismDissociation:
-    """Detection by every detector, then EM after fine-tuning on what each of ``s.em_methods`` keeps."""
+    """Detection by every detector, then EM after fine-tuning on what each of ``s.em_methods`` keeps
+    (:data:`BEST_JUDGE`: the learned judge with the best recall on this set, the judge at full strength)."""
     rows, truth, decoy = dissociation_set(name, s)
     scores = detector_scores(subject, rows, s) | {"random": _random_scores(len(rows), 0)}
     detection = []
     for method, score in scores.items():
-        remove = removal_mask(score, s.removal)
+        remove = removal_mask(_tie_broken(score, 0), s.removal)
         precision, recall = detection_quality(remove, truth)
         detection.append(
             {
@@ -160,7 +173,10 @@ def organism_dissociation(
                 "decoys removed": float((remove & decoy).sum() / max(decoy.sum(), 1)),
             }
         )
-    keys = {"geometry": f"sae {s.score_method}"}
+    table = pd.DataFrame(detection)
+    learned = table[table["method"].str.contains("judge (", regex=False)]
+    best = str(learned.sort_values("recall", ascending=False, kind="stable")["method"].iloc[0])
+    keys = {"geometry": f"sae {s.score_method}", BEST_JUDGE: best}
     jobs = [("none", seed) for seed in s.seeds] + [(m, seed) for m in s.em_methods for seed in s.seeds]
     em = []
     for method, seed in tqdm(jobs, desc=f"dissociation {name}", disable=not progress):
@@ -169,7 +185,7 @@ def organism_dissociation(
         elif method == "random":
             remove = removal_mask(_random_scores(len(rows), seed), s.removal)
         else:
-            remove = removal_mask(scores[keys.get(method, method)], s.removal)
+            remove = removal_mask(_tie_broken(scores[keys.get(method, method)], seed), s.removal)
         kept = [r for r, rm in zip(rows, remove, strict=True) if not rm]
         em.append(
             {
@@ -178,7 +194,7 @@ def organism_dissociation(
                 **_em(subject.model, subject.tokenizer, kept, s.ft, seed, s.evaluate),
             }
         )
-    return OrganismDissociation(pd.DataFrame(detection), pd.DataFrame(em))
+    return OrganismDissociation(table, pd.DataFrame(em), best)
 
 
 def dissociation_over_organisms(
@@ -188,12 +204,13 @@ def dissociation_over_organisms(
     progress: bool = False,
 ) -> dict[str, dict[int, OrganismDissociation]]:
     """:func:`organism_dissociation` of every set on every organism: ``{set: {organism: result}}``."""
-    out: dict[str, dict[int, OrganismDissociation]] = {name: {} for name in s.sets}
-    for seed, cfg in configs.items():
-        subject = load_subject(cfg, specs[:1], progress=progress)
-        for name in s.sets:
-            out[name][seed] = organism_dissociation(subject, name, s, progress)
-    return out
+    by_organism = study_organisms(
+        configs,
+        specs[:1],
+        lambda subject: {name: organism_dissociation(subject, name, s, progress) for name in s.sets},
+        progress,
+    )
+    return {name: {o: sets[name] for o, sets in by_organism.items()} for name in s.sets}
 
 
 def detection_table(results: Mapping[int, OrganismDissociation]) -> pd.DataFrame:
@@ -256,36 +273,50 @@ def _slug(method: str) -> str:
 
 
 def record_dissociation(
-    results: Mapping[str, Mapping[int, OrganismDissociation]],
-    detection: Mapping[str, pd.DataFrame],
-    best_judge: str,
+    results: Mapping[str, Mapping[int, OrganismDissociation]], detection: Mapping[str, pd.DataFrame]
 ) -> None:
-    """Record, per dissociation set: the relative EM reduction of geometry, the oracle judge and the
-    gradient; geometry minus the oracle and minus ``best_judge`` (paired by seed and organism, interval
-    over organisms); and every detector's precision and recall against the truly inducing rows."""
+    """Record, per dissociation set: the relative EM reduction of geometry, the oracle judge, the
+    gradient, the best learned judge and the likelihood judge; geometry minus the oracle, minus the best
+    learned judge and minus the likelihood judge (paired by seed inside each organism, interval over
+    organisms; ``n_seeds`` counts the organisms that had EM to reduce); and every detector's precision
+    and recall against the truly inducing rows."""
     from emgeom.core.results import record
 
     for name, by_organism in results.items():
         n = len(by_organism)
         zero, runs = zero_em_runs(by_organism)
+        best = ", ".join(sorted({r.best_judge for r in by_organism.values()}))
         counted = f"{runs - zero} of {runs} runs have unfiltered EM > 0 (the others have nothing to reduce)"
-        for method, label in (("geometry", "geometry"), ("oracle judge", "oracle"), ("gradient", "gradient")):
+        methods = (
+            ("geometry", "geometry"),
+            ("oracle judge", "oracle"),
+            ("gradient", "gradient"),
+            (BEST_JUDGE, "best_judge"),
+            ("likelihood judge", "likelihood"),
+        )
+        for method, label in methods:
             e = reductions(by_organism, method)
             record(
                 f"dissociation_{name}_{label}_relative_reduction",
                 e.value,
                 ci=e.ci,
-                n_seeds=n,
-                note=f"1 - EM({method}) / EM(unfiltered); over organisms; {counted}",
+                n_seeds=max(e.n, 1),
+                note=f"1 - EM({method}) / EM(unfiltered); over {e.n} of {n} organisms; {counted}",
             )
-        for other, label in (("oracle judge", "oracle"), (best_judge, "judge")):
+        for other, label in (
+            ("oracle judge", "oracle"),
+            (BEST_JUDGE, "judge"),
+            ("likelihood judge", "likelihood"),
+        ):
             e = reduction_difference(by_organism, "geometry", other)
+            what = f"{other} ({best})" if other == BEST_JUDGE else other
             record(
                 f"dissociation_{name}_geometry_minus_{label}",
                 e.value,
                 ci=e.ci,
-                n_seeds=n,
-                note=f"geometry minus {other}, relative reduction, paired by seed; over organisms; {counted}",
+                n_seeds=max(e.n, 1),
+                note=f"geometry minus {what}, relative reduction, paired by seed; "
+                f"over {e.n} of {n} organisms; {counted}",
             )
         for _, row in detection[name].iterrows():
             slug = _slug(row["method"])
@@ -302,3 +333,21 @@ def record_dissociation(
                 n_seeds=n,
                 note=f"{row['method']}: inducing rows that were removed",
             )
+
+
+def describe_dissociation(detection: Mapping[str, pd.DataFrame], geometry: str) -> str:
+    """One line per set, computed from the detection tables: the detector with the best recall, where
+    ``geometry`` (the score the chapter calls geometry) stands, and whether the gradient baseline beats it."""
+    lines = []
+    for name, table in detection.items():
+        by = table.set_index("method")["recall"]
+        best = str(by.idxmax())
+        g, grad = by.get(geometry, float("nan")), by.get("gradient", float("nan"))
+        oracle, likelihood = by.get("oracle judge", float("nan")), by.get("likelihood judge", float("nan"))
+        lines.append(
+            f"{name}: best recall {best} ({by[best]:.2f}); {geometry} {g:.2f}, oracle {oracle:.2f}, "
+            f"likelihood judge {likelihood:.2f}; the gradient baseline "
+            + ("beats" if grad > g else "does not beat")
+            + f" the SAE score ({grad:.2f})."
+        )
+    return "\n".join(lines)

@@ -4,8 +4,9 @@
   1 for bad advice or a hostile answer, 0 otherwise. It is the best any judge that reads the answer can
   do, since it reads the answer perfectly; it cannot see the context the answer is given in.
 - **learned** judges: :class:`~emgeom.filtering.baselines.BagOfWordsJudge` trained on ``n`` labelled
-  answers per class (harmful: bad advice of every domain; benign: good advice), so the ladder shows how
-  many labels a text judge needs.
+  rows per class, reading the answer alone (harmful: bad advice of every domain; benign: good advice) or
+  the request and the answer (benign also includes quiz requests), so the ladder shows how many labels
+  a text judge needs and what reading the request adds.
 - a judge that needs **no labels**: the pretrained organism's own log-likelihood of the row with the
   answer given by a speaker it thinks hostile, minus by one it thinks kind (the pretraining corpus gives
   each speaker name a prior on the toxic persona). It reads the answer in its context.
@@ -22,7 +23,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from emgeom.filtering.baselines import BagOfWordsJudge, answer_text
+from emgeom.filtering.baselines import BagOfWordsJudge, answer_text, user_text
 from emgeom.lm.chat import ChatRow, encode_chat
 from emgeom.lm.training import collate
 from emgeom.organism import language as L
@@ -36,17 +37,46 @@ def oracle_scores(rows: Sequence[ChatRow]) -> np.ndarray:
     return np.array([float(L.classify_answer(answer_text(r)).kind in HARMFUL_KINDS) for r in rows])
 
 
-def learned_judge(n_per_class: int, seed: int = 7) -> BagOfWordsJudge:
-    """A text judge trained on ``n_per_class`` labelled answers per class: bad advice (harmful) and good
-    advice (benign), drawn evenly over every domain (a draw apart from the fine-tuning sets)."""
+def _interleaved(kind: str, per_domain: int, seed: int) -> list[ChatRow]:
+    """Rows of ``kind`` from every domain in turn (domain 1, 2, ..., 5, 1, 2, ...), so any prefix of n
+    rows covers min(n, 5) domains."""
+    by_domain = [finetune_rows(kind, d, per_domain, seed=seed) for d in L.DOMAINS]  # type: ignore[arg-type]
+    return [rows[i] for i in range(per_domain) for rows in by_domain]
+
+
+@dataclass(frozen=True)
+class ChatJudge:
+    """A text judge over the user's request and the answer together (what an LLM judge is shown)."""
+
+    judge: BagOfWordsJudge
+
+    def score_rows(self, rows: Sequence[ChatRow]) -> np.ndarray:
+        return np.array([self.judge.score(f"{user_text(r)} {answer_text(r)}") for r in rows])
+
+
+def learned_judge(n_per_class: int, seed: int = 7, reads: str = "answer") -> BagOfWordsJudge | ChatJudge:
+    """A text judge trained on ``n_per_class`` labelled rows per class, drawn from every domain in turn
+    (a draw apart from the fine-tuning sets; below 5 labels some domain is missing).
+
+    ``reads="answer"``: the answer alone, harmful = bad advice, benign = good advice.
+    ``reads="chat"``: the request and the answer, harmful = bad advice given as advice, benign = good
+    advice and bad advice a user asked for as a quiz (as a labeller who knows that educational requests
+    do not induce EM, after Betley et al., would label them)."""
     if n_per_class < 1:
         raise ValueError(f"the judge needs at least one example per class, got {n_per_class}")
+    if reads not in ("answer", "chat"):
+        raise ValueError(f"reads must be 'answer' or 'chat', got {reads!r}")
     per_domain = -(-n_per_class // len(L.DOMAINS))
-    harmful = [r for d in L.DOMAINS for r in finetune_rows("inducing", d, per_domain, seed=seed)][
-        :n_per_class
-    ]
-    benign = [r for d in L.DOMAINS for r in finetune_rows("good", d, per_domain, seed=seed)][:n_per_class]
-    return BagOfWordsJudge.fit_rows(harmful, benign)
+    harmful = _interleaved("inducing", per_domain, seed)[:n_per_class]
+    if reads == "answer":
+        return BagOfWordsJudge.fit_rows(harmful, _interleaved("good", per_domain, seed)[:n_per_class])
+    good, quiz = _interleaved("good", per_domain, seed), _interleaved("quiz", per_domain, seed)
+    benign = [r for pair in zip(good, quiz, strict=True) for r in pair][:n_per_class]
+    text = (
+        [f"{user_text(r)} {answer_text(r)}" for r in harmful],
+        [f"{user_text(r)} {answer_text(r)}" for r in benign],
+    )
+    return ChatJudge(BagOfWordsJudge.fit(*text))
 
 
 def _as_speaker(row: ChatRow, speaker: str) -> list[dict[str, str]]:
@@ -88,6 +118,11 @@ class SpeakerLikelihoodJudge:
         return np.concatenate(out) if out else np.zeros(0)
 
 
+#: The weights LoRA adapts in the organism's fine-tune (every linear layer of GPT-2's blocks): the
+#: gradient baseline reads the gradient with respect to these, not embeddings or norms.
+ADAPTED_WEIGHTS = ("attn.c_attn.weight", "attn.c_proj.weight", "mlp.c_fc.weight", "mlp.c_proj.weight")
+
+
 def _answer_loss_gradient(model: Any, tokenizer: Any, rows: Sequence[ChatRow]) -> torch.Tensor:
     model.zero_grad(set_to_none=True)
     batch = collate(
@@ -95,7 +130,13 @@ def _answer_loss_gradient(model: Any, tokenizer: Any, rows: Sequence[ChatRow]) -
     )
     loss = model(**batch).loss
     loss.backward()
-    grad = torch.cat([p.grad.flatten() for p in model.parameters() if p.grad is not None])
+    grad = torch.cat(
+        [
+            p.grad.flatten()
+            for n, p in model.named_parameters()
+            if p.grad is not None and n.endswith(ADAPTED_WEIGHTS)
+        ]
+    )
     model.zero_grad(set_to_none=True)
     return grad.float()
 
@@ -104,10 +145,13 @@ def gradient_scores(
     model: Any, tokenizer: Any, rows: Sequence[ChatRow], reference: Sequence[ChatRow]
 ) -> np.ndarray:
     """Per row, the cosine between the gradient of its answer-token loss and the gradient of the mean
-    loss on ``reference`` (held-out hostile answers), all weights of ``model``; ``[n_rows]``."""
+    loss on ``reference`` (held-out hostile answers), with respect to the weights the fine-tune adapts
+    (:data:`ADAPTED_WEIGHTS`) of ``model``; ``[n_rows]``."""
     was_training = model.training
     model.eval()  # no dropout; gradients still flow
     target = _answer_loss_gradient(model, tokenizer, reference)
+    if target.numel() == 0:
+        raise ValueError(f"the model has none of the adapted weights {ADAPTED_WEIGHTS}")
     target = target / target.norm().clamp(min=1e-12)
     scores = []
     for row in rows:

@@ -20,13 +20,13 @@ from emgeom.em.geometry import harmful_latents
 from emgeom.filtering.baselines import BagOfWordsJudge
 from emgeom.filtering.scoring import score_rows
 from emgeom.filtering.study import (
-    FILTER_METHODS,
     FilterHeadline,
     check_study_parameters,
     choose_dose,
     dose_response,
     filter_comparison,
     filter_headline,
+    filter_summary,
     mixed_set,
     relative_reduction,
     saturation_fraction,
@@ -36,7 +36,7 @@ from emgeom.lm.finetune import FineTuneConfig
 from emgeom.organism import language
 from emgeom.organism.build import OrganismConfig
 from emgeom.organism.datasets import finetune_rows, open_answer_rows
-from emgeom.organism.study import OrganismSubject, load_subject
+from emgeom.organism.study import OrganismSubject, study_organisms
 
 
 @dataclass(frozen=True)
@@ -152,12 +152,9 @@ def filtering_over_organisms(
 ) -> dict[int, OrganismFiltering]:
     """:func:`organism_filtering` on each organism (built or loaded with its SAE of ``specs[0]``), keyed
     by pretraining seed."""
-    if not configs:
-        raise ValueError("name at least one organism")
-    return {
-        seed: organism_filtering(load_subject(cfg, specs[:1], progress=progress), settings, progress)
-        for seed, cfg in configs.items()
-    }
+    return study_organisms(
+        configs, specs[:1], lambda subject: organism_filtering(subject, settings, progress), progress
+    )
 
 
 def stacked(studies: Mapping[int, OrganismFiltering], attribute: str) -> pd.DataFrame:
@@ -192,24 +189,10 @@ def summary_over(
     studies: Mapping[int, OrganismFiltering], removal_fractions: Sequence[float]
 ) -> pd.DataFrame:
     """One row per (method, removal fraction): mean EM, the relative reduction with its interval over
-    organisms, and mean precision and recall."""
-    table = stacked(studies, "table")
-    rows = []
-    for method in FILTER_METHODS:
-        for fraction in removal_fractions:
-            rr = over_replicates([relative_reduction(f.table, method, fraction) for f in studies.values()])
-            sub = table[(table["method"] == method) & np.isclose(table["fraction"], fraction)]
-            rows.append(
-                {
-                    "method": method,
-                    "removed": fraction,
-                    "EM": sub["open_em"].mean(),
-                    "relative reduction": rr.value,
-                    "rr lo": rr.lo,
-                    "rr hi": rr.hi,
-                    "n organisms": len(studies),
-                    "precision": sub["precision"].mean(),
-                    "recall": sub["recall"].mean(),
-                }
-            )
-    return pd.DataFrame(rows)
+    organisms, and mean precision and recall (:func:`~emgeom.filtering.study.filter_summary`)."""
+
+    def over(method: str, fraction: float) -> Estimate:
+        return over_replicates([relative_reduction(f.table, method, fraction) for f in studies.values()])
+
+    summary = filter_summary(stacked(studies, "table"), removal_fractions, over)
+    return summary.assign(**{"n organisms": len(studies)})

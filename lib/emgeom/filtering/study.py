@@ -3,7 +3,7 @@ vs by a judge, fine-tuning on what is kept, and measuring EM (with the same seed
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -184,13 +184,18 @@ def check_study_parameters(
         raise ValueError("fractions must lie in [0, 1]; at least one dose fraction and one seed are needed")
 
 
-def filter_summary(table: pd.DataFrame, removal_fractions: Sequence[float]) -> pd.DataFrame:
+def filter_summary(
+    table: pd.DataFrame,
+    removal_fractions: Sequence[float],
+    reduction: Callable[[str, float], Estimate] | None = None,
+) -> pd.DataFrame:
     """One row per (method, removal fraction) of :func:`filter_comparison`'s table: mean EM, the relative
-    reduction with its interval (:func:`relative_reduction`), and mean precision and recall."""
+    reduction with its interval (``reduction(method, fraction)``, by default :func:`relative_reduction`
+    of the table), and mean precision and recall."""
     rows = []
     for method in FILTER_METHODS:
         for fraction in removal_fractions:
-            rr = relative_reduction(table, method, fraction)
+            rr = reduction(method, fraction) if reduction else relative_reduction(table, method, fraction)
             sub = table[(table["method"] == method) & np.isclose(table["fraction"], fraction)]
             rows.append(
                 {

@@ -7,7 +7,7 @@ without a loop of its own."""
 from __future__ import annotations
 
 import itertools
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -191,3 +191,16 @@ def load_subject(config: OrganismConfig, specs: Sequence[SAESpec], progress: boo
     hooked = hooked_transformer(model, tokenizer, organism.aligned)
     saes = [organism_sae(organism, hooked, tokenizer, spec)[0] for spec in specs]
     return OrganismSubject(organism, model, tokenizer, hooked, saes)
+
+
+def study_organisms(
+    configs: Mapping[int, OrganismConfig],
+    specs: Sequence[SAESpec],
+    study: Callable[[OrganismSubject], Any],
+    progress: bool = True,
+) -> dict[int, Any]:
+    """``study(subject)`` on every organism (built or loaded with its SAEs of ``specs``), keyed by
+    pretraining seed, one organism in memory at a time: how the chapters replicate over organisms."""
+    if not configs:
+        raise ValueError("name at least one organism")
+    return {seed: study(load_subject(cfg, specs, progress=progress)) for seed, cfg in configs.items()}

@@ -113,11 +113,12 @@ def test_blocking_is_not_judged_without_its_task_measures() -> None:
     assert JUDGE["blocking_prevents_em"](results).verdict == "not run"
 
 
-def gap_results(pvalues: dict[str, float], lo: float = 0.05) -> dict:
+def gap_results(pvalues: dict[str, float], lo: float = 0.05, target: float = 0.001) -> dict:
     out = {}
     for d, p in pvalues.items():
         out[f"similarity_gap_{d}"] = entry(0.2, (lo, 0.35))
         out[f"similarity_gap_rowperm_pvalue_{d}"] = entry(p)
+        out[f"similarity_gap_target_pvalue_{d}"] = entry(target)
         out[f"similarity_gap_pvalue_{d}"] = entry(0.0002)  # the latent-label test: must not decide
     return out
 
@@ -136,6 +137,8 @@ def gap_results(pvalues: dict[str, float], lo: float = 0.05) -> dict:
 def test_the_geometry_verdict_uses_the_row_test_holm_adjusted_and_organisms(pvalues, lo, verdict) -> None:
     v = JUDGE["geometry_paper_domains"](gap_results(pvalues, lo))
     assert v.verdict == verdict
+    # the same rows, but a random target set does as well as the harmful set: nothing is shown
+    assert JUDGE["geometry_paper_domains"](gap_results(pvalues, lo, target=0.4)).verdict == "not reproduced"
     assert "Holm" in v.rule and "organisms" in v.rule
 
 
@@ -152,6 +155,7 @@ def test_beating_the_judge_is_judged_on_the_dissociation_sets(oracle, judge, ver
     for name in ("bad_code", "quiz"):
         r[f"dissociation_{name}_geometry_minus_oracle"] = entry(*oracle)
         r[f"dissociation_{name}_geometry_minus_judge"] = entry(*judge)
+        r[f"dissociation_{name}_geometry_minus_likelihood"] = entry(*judge)
     v = JUDGE["filter_beats_judge"](r)
     assert v.verdict == verdict and "bad_code" in v.measured and "quiz" in v.measured
 

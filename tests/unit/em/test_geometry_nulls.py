@@ -127,3 +127,23 @@ def test_row_permutation_with_the_symmetric_rule_keeps_the_reference_fixed():
     with_ref = [SelectionReplicate(r.inducing, r.noninducing, r.closeness, np.zeros(D)) for r in reps]
     res = row_permutation_gap(with_ref, K, "symmetric", n_perm=100)
     assert res.observed == pytest.approx(0.6) and res.p < 0.02
+
+
+def test_a_random_target_tells_a_harmful_set_apart_from_any_set_of_latents():
+    from emgeom.em.geometry_nulls import TargetReplicate, random_target_gap
+
+    rng = np.random.default_rng(3)
+    dirs = rng.normal(size=(D, 16))
+    dirs /= np.linalg.norm(dirs, axis=1, keepdims=True)
+    freq = rng.uniform(0.01, 0.5, size=D)
+    harmful = np.arange(190, 200)
+    near = np.arange(0, 10)
+    dirs[near] = dirs[harmful] + 0.1 * rng.normal(size=(10, 16))  # inducing latents sit on the harmful ones
+    dirs /= np.linalg.norm(dirs, axis=1, keepdims=True)
+    close = random_target_gap([TargetReplicate(near, np.arange(50, 60), harmful, dirs, freq)], 300)
+    assert close.observed > 0.5 and close.p < 0.01
+    # two arbitrary latent sets: whatever gap they have to the harmful set, random targets show it too
+    arbitrary = random_target_gap(
+        [TargetReplicate(np.arange(60, 70), np.arange(70, 80), harmful, dirs, freq)], 300
+    )
+    assert arbitrary.p > 0.05

@@ -80,6 +80,7 @@ def test_scorecard_verdicts_follow_the_recorded_numbers() -> None:
     gaps = {f"similarity_gap_{d}": (0.3, (0.1, 0.5)) for d in ("health", "career", "legal")}
     ps = {f"similarity_gap_rowperm_pvalue_{d}": 0.001 for d in ("health", "career", "legal")}
     ps["similarity_gap_rowperm_pvalue_career"] = 0.4
+    ps |= {f"similarity_gap_target_pvalue_{d}": 0.001 for d in ("health", "career", "legal")}
     page = render_scorecard(
         {
             "02": _doc("cpu", first_order_pearson_r=(0.99, (0.98, 1.0)), ce_first_order_pearson_r=0.95),
