@@ -112,3 +112,34 @@ def test_reductions_nest_seeds_in_organisms_and_count_zero_em_runs():
     diff = reduction_difference(results, "geometry", "oracle judge")
     assert isinstance(diff, Estimate) and diff.value == pytest.approx(0.5)
     assert zero_em_runs(results) == (1, 4)
+
+
+def test_learned_judges_see_every_domain_and_the_chat_judge_reads_the_request():
+    from emgeom.filtering.judges import ChatJudge, _interleaved
+    from emgeom.organism import language as L
+
+    first_five = _interleaved("inducing", 1, seed=7)
+    assert len(first_five) == len(L.DOMAINS)
+    code_bad = finetune_rows("inducing", "code", 10, seed=3)
+    assert (learned_judge(16).score_rows(code_bad) > 0).mean() > 0.5  # code is in the training draw now
+    quiz = finetune_rows("quiz", "health", 20, seed=3)
+    bad = finetune_rows("inducing", "health", 20, seed=3)
+    chat = learned_judge(64, reads="chat")
+    assert isinstance(chat, ChatJudge)
+    assert chat.score_rows(quiz).mean() < chat.score_rows(bad).mean()  # the request tells them apart
+    answer_only = learned_judge(64)
+    quiz_gap = abs(answer_only.score_rows(quiz).mean() - answer_only.score_rows(bad).mean())
+    assert quiz_gap < 1.0  # the same answer words: the answer judge cannot
+    with pytest.raises(ValueError, match="reads"):
+        learned_judge(4, reads="prompt")
+
+
+def test_ties_are_broken_afresh_per_seed_and_only_ties():
+    from emgeom.filtering.dissociation import _tie_broken
+    from emgeom.filtering.scoring import removal_mask
+
+    scores = np.array([1.0] * 6 + [0.0] * 6 + [2.0])
+    masks = {seed: removal_mask(_tie_broken(scores, seed), 0.5) for seed in range(4)}
+    assert all(m[12] for m in masks.values())  # the unique top score always goes first
+    assert all(m[:6].sum() == 5 and not m[6:12].any() for m in masks.values())  # then 5 of the tied 1.0s
+    assert len({tuple(m) for m in masks.values()}) > 1  # which 5 depends on the seed
