@@ -293,12 +293,8 @@ def organism_reference(domains: Sequence[str], rows_per_set: int, seed: int = 11
     a reference that knows quiz requests as well as the inducing set is."""
     from emgeom.organism.datasets import finetune_rows
 
-    return [
-        row
-        for d in domains
-        for kind in ("inducing", "good")
-        for row in finetune_rows(kind, d, rows_per_set, seed=seed)
-    ]  # type: ignore[arg-type]
+    kinds = ("inducing", "good", "quiz")
+    return [row for d in domains for kind in kinds for row in finetune_rows(kind, d, rows_per_set, seed=seed)]  # type: ignore[arg-type]
 
 
 def run_label(organism: int, sae_seed: int) -> str:
