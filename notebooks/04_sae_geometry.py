@@ -82,12 +82,11 @@ from emgeom.core.results import record, record_each
 from emgeom.core.stats import mean_ci
 from emgeom.em.geometry_evidence import (
     data_level_tests,
-    interaction_estimates,
+    estimates_by_domain,
     paired_gap_difference,
     per_organism_gaps,
     quiz_domains,
     record_data_level_tests,
-    residual_estimates,
     residual_tests,
     two_by_two,
     width_check,
@@ -226,7 +225,7 @@ evidence.round(4)
 
 # %%
 square = two_by_two(runs, results, k_harmful)
-record_each("geometry_2x2_interaction_{}", interaction_estimates(square),
+record_each("geometry_2x2_interaction_{}", estimates_by_domain(square, "interaction"),
             note="(inducing→harmful − inducing→benign) − (non-inducing→harmful − non-inducing→benign); over organisms")
 square.round(3)
 
@@ -291,7 +290,7 @@ print(f"health: inducing gap {mean_ci(list(inducing_gaps.values()))}, quiz gap {
 # %%
 residual = residual_tests(saes, specs[0].hook_name, organism_domains(language.DOMAINS, rows_per_set), harmful_rows,
                           benign_rows, n_row_permutations)
-record_each("residual_direction_cosine_{}", residual_estimates(residual),
+record_each("residual_direction_cosine_{}", estimates_by_domain(residual, "cosine"),
             note="cosine of (inducing − good) with (hostile − kind) mean residuals; interval over organisms")
 residual.round(4)
 

@@ -22,6 +22,7 @@ from emgeom.em.geometry import similarity_to
 from emgeom.em.geometry_nulls import (
     SelectionReplicate,
     TargetReplicate,
+    difference_cosine,
     holm,
     latent_label_gap,
     random_latent_null,
@@ -34,20 +35,25 @@ from emgeom.lm.chat import ChatRow
 from emgeom.sae.readouts import response_residuals, unit_directions
 
 
-def _closeness(geo: SAEGeometry, run: GeometryRun, domain: str) -> np.ndarray:
-    dirs = unit_directions(run.sae, "decoder")
-    return similarity_to(np.arange(dirs.shape[0]), geo.sets[domain].harmful, dirs, "max")
+def decoder_directions(runs: Mapping[str, GeometryRun]) -> dict[str, np.ndarray]:
+    """Each run's SAE's unit decoder directions (``[d_sae, d_model]``), read once for every domain."""
+    return {lab: unit_directions(run.sae, "decoder") for lab, run in runs.items()}
 
 
 def selection_replicates(
-    runs: Mapping[str, GeometryRun], results: Mapping[str, SAEGeometry], domain: str
+    runs: Mapping[str, GeometryRun],
+    results: Mapping[str, SAEGeometry],
+    domain: str,
+    directions: Mapping[str, np.ndarray] | None = None,
 ) -> list[SelectionReplicate]:
-    """One :class:`~emgeom.em.geometry_nulls.SelectionReplicate` per SAE run, for one domain."""
+    """One :class:`~emgeom.em.geometry_nulls.SelectionReplicate` per SAE run, for one domain
+    (``directions``: :func:`decoder_directions`, read here when not given)."""
+    dirs = directions if directions is not None else decoder_directions(runs)
     return [
         SelectionReplicate(
             results[lab].activations[f"{domain}/inducing"].numpy(),
             results[lab].activations[f"{domain}/non-inducing"].numpy(),
-            _closeness(results[lab], runs[lab], domain),
+            similarity_to(np.arange(dirs[lab].shape[0]), results[lab].sets[domain].harmful, dirs[lab], "max"),
             _reference(results[lab]),
         )
         for lab in runs
@@ -79,13 +85,14 @@ def data_level_tests(
     ``p_inducing_random``, ``noninducing``, ``noninducing_random``, ``p_noninducing_random`` (two-sided)."""
     labels = list(runs)
     domains = list(next(iter(results.values())).sets)
+    dirs = decoder_directions(runs)
+    freq = [_frequency(results[lab]) for lab in labels]  # the same for every domain
     out = []
     for i, d in enumerate(domains):
-        reps = selection_replicates(runs, results, d)
+        reps = selection_replicates(runs, results, d, dirs)
         rows = row_permutation_gap(reps, cfg.k, cfg.rule, n_perm, seed=cfg.seed + i)
         latent = latent_label_gap(reps, cfg.k, cfg.rule, n_perm, seed=cfg.seed + i)
         closeness = [r.closeness for r in reps]
-        freq = [_frequency(results[lab]) for lab in labels]
         ind = random_latent_null(
             [results[lab].sets[d].inducing for lab in labels], closeness, freq, n_draws, cfg.seed
         )
@@ -98,7 +105,7 @@ def data_level_tests(
                     results[lab].sets[d].inducing,
                     results[lab].sets[d].noninducing,
                     results[lab].sets[d].harmful,
-                    unit_directions(runs[lab].sae, "decoder"),
+                    dirs[lab],
                     f,
                 )
                 for lab, f in zip(labels, freq, strict=True)
@@ -227,12 +234,7 @@ def residual_tests(
         benign = [read[o]["benign"] for o in models]
         test = residual_cosine_test(ind, non, harmful, benign, n_perm, seed=i)
         per_organism = mean_ci(
-            np.array(
-                [
-                    residual_cosine_test([a], [b], [h], [g], 0).observed
-                    for a, b, h, g in zip(ind, non, harmful, benign, strict=True)
-                ]
-            ),
+            np.array([difference_cosine(*x) for x in zip(ind, non, harmful, benign, strict=True)]),
             bounds=(-1.0, 1.0),
         )
         out.append(
@@ -248,10 +250,11 @@ def residual_tests(
     return pd.DataFrame(out)
 
 
-def residual_estimates(table: pd.DataFrame) -> dict[str, Estimate]:
-    """The cosines of :func:`residual_tests` as estimates keyed by domain (for ``record_each``)."""
+def estimates_by_domain(table: pd.DataFrame, column: str) -> dict[str, Estimate]:
+    """One column of a per-domain table with ``lo, hi, n`` (:func:`residual_tests`' ``cosine``,
+    :func:`two_by_two`'s ``interaction``) as estimates keyed by domain, for ``record_each``."""
     return {
-        row["domain"]: Estimate(float(row["cosine"]), float(row["lo"]), float(row["hi"]), int(row["n"]))
+        row["domain"]: Estimate(float(row[column]), float(row["lo"]), float(row["hi"]), int(row["n"]))
         for _, row in table.iterrows()
     }
 
@@ -291,14 +294,6 @@ def two_by_two(
         means = part.drop(columns=["domain", "organism"]).mean()
         out.append({"domain": d, **means.to_dict(), "lo": e.lo, "hi": e.hi, "n": e.n})
     return pd.DataFrame(out)
-
-
-def interaction_estimates(table: pd.DataFrame) -> dict[str, Estimate]:
-    """The 2x2 interactions of :func:`two_by_two` keyed by domain (for ``record_each``)."""
-    return {
-        row["domain"]: Estimate(float(row["interaction"]), float(row["lo"]), float(row["hi"]), int(row["n"]))
-        for _, row in table.iterrows()
-    }
 
 
 def width_check(

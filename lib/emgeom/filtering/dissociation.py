@@ -27,8 +27,8 @@ from tqdm import tqdm
 
 from emgeom.core.stats import Estimate, mean_ci, over_replicates, paired_relative_reduction
 from emgeom.em.evaluators import Evaluator
-from emgeom.em.geometry import harmful_latents
 from emgeom.filtering.judges import SpeakerLikelihoodJudge, gradient_scores, learned_judge, oracle_scores
+from emgeom.filtering.organisms import filter_harmful_latents
 from emgeom.filtering.scoring import SCORE_METHODS, detection_quality, removal_mask, score_rows
 from emgeom.filtering.study import _em
 from emgeom.lm.chat import ChatRow
@@ -111,14 +111,7 @@ def detector_scores(
 ) -> dict[str, np.ndarray]:
     """Every detector's score of every row (higher = remove first)."""
     hooked, sae, tokenizer = subject.hooked, subject.saes[0], subject.tokenizer
-    harmful = harmful_latents(
-        hooked,
-        sae,
-        tokenizer,
-        open_answer_rows(True, 50, seed=3),
-        open_answer_rows(False, 50, seed=3),
-        s.k_harmful,
-    )
+    harmful = filter_harmful_latents(subject, s.k_harmful)
     scores = {f"sae {m}": score_rows(hooked, sae, tokenizer, rows, harmful, m).scores for m in SCORE_METHODS}
     scores["gradient"] = gradient_scores(subject.model, tokenizer, rows, open_answer_rows(True, 32, seed=4))
     scores["oracle judge"] = oracle_scores(rows)

@@ -82,6 +82,19 @@ class OrganismFiltering:
     headline: FilterHeadline
 
 
+def filter_harmful_latents(subject: OrganismSubject, k_harmful: int) -> np.ndarray:
+    """The harmful latents every filtering score of chapter 6 uses: the top ``k_harmful`` of 50 hostile
+    minus 50 kind answers (a draw apart from chapter 4's), on the organism's first SAE."""
+    return harmful_latents(
+        subject.hooked,
+        subject.saes[0],
+        subject.tokenizer,
+        open_answer_rows(True, 50, seed=3),
+        open_answer_rows(False, 50, seed=3),
+        k_harmful,
+    )
+
+
 def organism_filtering(
     subject: OrganismSubject, settings: FilterSettings, progress: bool = False
 ) -> OrganismFiltering:
@@ -104,14 +117,7 @@ def organism_filtering(
     )
     dose = choose_dose(curve)
     rows, truth = mixed_set(inducing, benign, s.set_size, dose, seed=0)
-    harmful = harmful_latents(
-        hooked,
-        sae,
-        tokenizer,
-        open_answer_rows(True, 50, seed=3),
-        open_answer_rows(False, 50, seed=3),
-        s.k_harmful,
-    )
+    harmful = filter_harmful_latents(subject, s.k_harmful)
     geometry = score_rows(hooked, sae, tokenizer, rows, harmful, s.score_method, progress=progress)
     judge = BagOfWordsJudge.fit_rows(
         finetune_rows("inducing", s.domain, s.judge_examples, seed=7),
