@@ -49,6 +49,11 @@ def test_the_package_keeps_its_layers() -> None:
         ("sae/load.py", "from emgeom.organism import oracle", "emgeom.sae.load -> emgeom.organism.oracle"),
         ("lm/chat.py", "from emgeom.toy import superposition", "emgeom.lm.chat -> emgeom.toy.superposition"),
         ("book/layout.py", "from emgeom.book import runner", "emgeom.book.layout -> emgeom.book.runner"),
+        (
+            "book/artifact_jobs.py",
+            "from emgeom.book import runner",
+            "emgeom.book.artifact_jobs -> emgeom.book.runner",
+        ),
     ],
 )
 def test_an_upward_import_breaks_a_contract(tmp_path: Path, module: str, planted: str, edge: str) -> None:
@@ -59,3 +64,17 @@ def test_an_upward_import_breaks_a_contract(tmp_path: Path, module: str, planted
     assert result.returncode != 0
     assert "BROKEN" in result.stdout
     assert edge in result.stdout, result.stdout
+
+
+def test_every_module_of_the_runner_has_a_layer() -> None:
+    """import-linter ignores a module its layers do not name, so an unnamed runner module could import
+    upwards unnoticed: every module and package of ``emgeom.book`` must be named."""
+    import tomllib
+
+    config = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["importlinter"]["contracts"]
+    book = next(c for c in config if c["id"] == "book-layers")
+    named = {m.strip() for layer in book["layers"] for m in layer.split("|")}
+    folder = ROOT / "lib" / "emgeom" / "book"
+    modules = {p.stem for p in folder.glob("*.py") if p.stem != "__init__"}
+    modules |= {p.name for p in folder.iterdir() if (p / "__init__.py").exists()}
+    assert modules - named == set()

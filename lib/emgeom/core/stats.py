@@ -157,3 +157,14 @@ def paired_relative_reduction(base: Mapping[Any, float], treated: Mapping[Any, f
     keys = treated.keys()  # not `for k in treated`: iterating a pandas Series yields its values
     values = [1 - treated[k] / base[k] for k in keys if k in base and base[k] > 0]
     return mean_ci(np.array(values))
+
+
+def holm(pvalues: Mapping[str, float]) -> dict[str, float]:
+    """Holm-adjusted p-values (step-down, monotone, capped at 1), keyed as given; NaN stays NaN and does
+    not count as a test."""
+    items = sorted(((p, k) for k, p in pvalues.items() if np.isfinite(p)), key=lambda t: t[0])
+    m, running, out = len(items), 0.0, {k: float("nan") for k in pvalues}
+    for i, (p, k) in enumerate(items):
+        running = max(running, min(1.0, (m - i) * p))
+        out[k] = running
+    return out

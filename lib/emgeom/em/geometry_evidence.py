@@ -17,13 +17,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from emgeom.core.stats import Estimate, mean_ci
+from emgeom.core.stats import Estimate, holm, mean_ci
 from emgeom.em.geometry import similarity_to
 from emgeom.em.geometry_nulls import (
     SelectionReplicate,
     TargetReplicate,
     difference_cosine,
-    holm,
     latent_label_gap,
     random_latent_null,
     random_target_gap,

@@ -16,7 +16,7 @@ permutation is applied to every replicate, because the rows are the same data.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -258,14 +258,3 @@ def residual_cosine_test(
             ]
         )
     return PermutationResult(observed, null, _p_upper(observed, null))
-
-
-def holm(pvalues: Mapping[str, float]) -> dict[str, float]:
-    """Holm-adjusted p-values (step-down, monotone, capped at 1), keyed as given; NaN stays NaN and does
-    not count as a test."""
-    items = sorted(((p, k) for k, p in pvalues.items() if np.isfinite(p)), key=lambda t: t[0])
-    m, running, out = len(items), 0.0, {k: float("nan") for k in pvalues}
-    for i, (p, k) in enumerate(items):
-        running = max(running, min(1.0, (m - i) * p))
-        out[k] = running
-    return out

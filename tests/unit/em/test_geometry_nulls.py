@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from emgeom.core.stats import holm
 from emgeom.em.geometry_nulls import (
     SelectionReplicate,
     difference_cosine,
-    holm,
     latent_label_gap,
     random_latent_null,
     residual_cosine_test,
