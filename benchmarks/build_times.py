@@ -1,12 +1,14 @@
 """Benchmark: how the last `make book` used the machine, from its run report.
 
-    .venv/bin/python benchmarks/build_times.py [--report _build/report.json]
+    .venv/bin/python benchmarks/build_times.py [--profile cpu | --report PATH]
 
 Prints each executed step's start offset and wall time (the organisms and SAEs the runner builds before
 the chapters, and the chapters), the total wall time from the first start to the last end, the time per
-kind of step, and the mean number of busy cores (the sum of step times over the span). Run it after a
-cold build (an empty `_build/`) to see the whole build; steps the runner found cached did not run and
-are not counted. The time to install the venv and to build the HTML is outside the report (time
+kind of step, and the mean number of busy cores (the sum of step times over the span). It reads the
+profile's last build that executed anything (`_build/profiles/<profile>/last_build.json`: a warm re-run,
+which executes nothing, leaves it alone); after a cold build (an empty `_build/`) that is the whole
+build. Steps the runner found cached did not run and are not counted. The time to install the venv
+and to build the HTML is outside the report (time
 `make book` itself for that).
 """
 
@@ -16,12 +18,16 @@ import argparse
 import json
 from pathlib import Path
 
+from emgeom.book.layout import BookLayout
 from emgeom.book.timeline import build_timeline
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--report", type=Path, default=Path("_build/report.json"))
+    parser.add_argument(
+        "--profile", default=None, help="profile whose last build to read (default: that of the last run)"
+    )
+    parser.add_argument("--report", type=Path, default=None, help="a run report to read instead")
     parser.add_argument(
         "--save",
         action="store_true",
@@ -29,9 +35,16 @@ def main() -> None:
         "start the longest chains of work first",
     )
     args = parser.parse_args()
-    if not args.report.exists():
-        raise SystemExit(f"no run report at {args.report}: run `make book` first")
-    timeline = build_timeline(json.loads(args.report.read_text()))
+    layout = BookLayout.find()
+    report_path = args.report
+    if report_path is None:
+        profile = args.profile
+        if profile is None and layout.report_path.exists():
+            profile = json.loads(layout.report_path.read_text())["profile"]
+        report_path = layout.profile_build(profile or "cpu").last_build_path
+    if not report_path.exists():
+        raise SystemExit(f"no run report at {report_path}: run `make book` first")
+    timeline = build_timeline(json.loads(report_path.read_text()))
     if not timeline.chapters:
         raise SystemExit("the last run executed no chapter (all cached): remove _build/ for a cold build")
     first = timeline.chapters[0].start

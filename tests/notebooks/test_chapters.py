@@ -31,8 +31,9 @@ def test_chapter_executes_under_smoke(smoke_layout, chapter):
     layout = smoke_layout
     runs = {r.chapter: r for r in run_book(layout, "smoke", only=[chapter], progress=False)}
     assert runs[chapter].status == "ok" and runs[chapter].this_run == "executed"
-    assert layout.executed_notebook(chapter).exists()
-    doc = json.loads((layout.results_dir / f"{chapter}.json").read_text())
+    build = layout.profile_build("smoke")
+    assert build.executed_notebook(chapter).exists() and layout.rendered_notebook(chapter).exists()
+    doc = json.loads((build.results_dir / f"{chapter}.json").read_text())
     assert doc["profile"] == "smoke" and doc["chapter"] == chapter
     declared = load_declarations(layout.results_declaration(chapter))
     assert missing_results(declared, doc["results"], {"domain": DOMAINS}) == []

@@ -138,12 +138,13 @@ def test_real_variant_executes_on_tiny_model(real_book, chapter):
     layout, _ = real_book
     runs = {r.chapter: r for r in run_book(layout, "tiny-real", only=[chapter], progress=False)}
     assert runs[chapter].status == "ok" and runs[chapter].this_run == "executed", runs[chapter].error
-    doc = json.loads((layout.results_dir / f"{chapter}.json").read_text())
+    build = layout.profile_build("tiny-real")
+    doc = json.loads((build.results_dir / f"{chapter}.json").read_text())
     declared = load_declarations(layout.results_declaration(chapter, "real_models"))
     assert missing_results(declared, doc["results"], {"domain": ["code"]}) == []
-    page = json.loads(layout.executed_notebook(chapter).read_text())
+    page = json.loads(build.executed_notebook(chapter).read_text())
     assert "jupytext" not in page["metadata"]  # a variant's page must not pair with the default source
-    assert "sk-test" not in layout.executed_notebook(chapter).read_text()  # the key never lands in a page
+    assert "sk-test" not in build.executed_notebook(chapter).read_text()  # the key never lands in a page
 
 
 def test_judge_cache_holds_no_key(real_book):

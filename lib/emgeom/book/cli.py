@@ -10,7 +10,7 @@ from emgeom.book.chapters import load_book_profile, read_all_specs, read_variant
 from emgeom.book.layout import BookLayout
 from emgeom.book.parameters import ParameterError
 from emgeom.book.preflight import PreflightError
-from emgeom.book.runner import ChapterFailed, run_book
+from emgeom.book.runner import ChapterFailed, RunnerBusy, run_book
 from emgeom.core.results import DeclarationError
 
 
@@ -31,6 +31,11 @@ def build_parser() -> argparse.ArgumentParser:
         type=int,
         default=1,
         help="chapters executed at once, each in its own process with the profile's threads (default: 1)",
+    )
+    run.add_argument(
+        "--no-wait",
+        action="store_true",
+        help="if another runner holds this checkout, refuse at once instead of waiting for it",
     )
     check = sub.add_parser("check", help="validate a profile against every chapter; execute nothing")
     check.add_argument("--profile", default="cpu")
@@ -64,8 +69,9 @@ def main(argv: list[str] | None = None) -> int:
             force=args.force,
             progress=not args.no_progress,
             jobs=args.jobs,
+            wait=not args.no_wait,
         )
-    except (ParameterError, PreflightError, DeclarationError, FileNotFoundError) as err:
+    except (ParameterError, PreflightError, DeclarationError, FileNotFoundError, RunnerBusy) as err:
         print(f"emgeom.book: error: {err}", file=sys.stderr)
         return 2
     except ChapterFailed as err:

@@ -53,25 +53,21 @@ class BookLayout:
     def build_dir(self) -> Path:
         return self.root / "_build"
 
-    @property
-    def results_dir(self) -> Path:
-        """Published results, ``<chapter>.json``, one per successfully executed chapter."""
-        return self.build_dir / "results"
+    def profile_build(self, profile: str) -> ProfileBuild:
+        """Where one profile's executed notebooks, results, run states and report are kept
+        (``_build/profiles/<profile>/``): each profile has its own, so switching profiles and back
+        executes nothing that is cached."""
+        return ProfileBuild(self.build_dir / "profiles" / profile)
 
     @property
-    def staging_dir(self) -> Path:
-        """Results being recorded by a chapter that is still executing."""
-        return self.build_dir / "staging"
+    def lock_path(self) -> Path:
+        """The lock one runner of this checkout holds while it runs (a second one waits or refuses)."""
+        return self.build_dir / "runner.lock"
 
     @property
-    def runs_dir(self) -> Path:
-        """The last run state of each chapter (its cache key and status)."""
-        return self.build_dir / "runs"
-
-    @property
-    def executing_dir(self) -> Path:
-        """Notebooks being executed; a failed chapter's partial notebook stays here for inspection."""
-        return self.build_dir / "executing"
+    def lock_owner_path(self) -> Path:
+        """Pid and start time of the runner holding :attr:`lock_path` (read to name it)."""
+        return self.build_dir / "runner.owner"
 
     @property
     def artifacts_dir(self) -> Path:
@@ -80,7 +76,13 @@ class BookLayout:
 
     @property
     def report_path(self) -> Path:
+        """The report of the last run, whatever its profile (a copy of that profile's report)."""
         return self.build_dir / "report.json"
+
+    @property
+    def rendered_profile_path(self) -> Path:
+        """Names the profile whose executed notebooks are in place for the HTML book."""
+        return self.build_dir / "rendered_profile"
 
     @property
     def generated_dir(self) -> Path:
@@ -107,10 +109,62 @@ class BookLayout:
                 out.setdefault(path.stem, []).append(path.parent.name)
         return out
 
-    def executed_notebook(self, chapter: str) -> Path:
-        """The executed notebook the book renders: the ``.ipynb`` paired with the jupytext source."""
+    def rendered_notebook(self, chapter: str) -> Path:
+        """The executed notebook the HTML book renders: the ``.ipynb`` paired with the jupytext source,
+        a copy of the rendered profile's (:meth:`ProfileBuild.executed_notebook`)."""
         return self.notebooks_dir / f"{chapter}.ipynb"
 
     def chapters(self) -> list[str]:
         """All chapter names, in book order."""
         return sorted(p.stem for p in self.notebooks_dir.glob("*.py") if CHAPTER_FILE.match(p.name))
+
+
+@dataclass(frozen=True)
+class ProfileBuild:
+    """One profile's build outputs, under ``_build/profiles/<profile>/``."""
+
+    root: Path
+
+    @property
+    def results_dir(self) -> Path:
+        """Published results, ``<chapter>.json``, one per successfully executed chapter."""
+        return self.root / "results"
+
+    @property
+    def staging_dir(self) -> Path:
+        """Results being recorded by a chapter that is still executing."""
+        return self.root / "staging"
+
+    @property
+    def runs_dir(self) -> Path:
+        """The last run state of each chapter (its cache key and status)."""
+        return self.root / "runs"
+
+    @property
+    def executing_dir(self) -> Path:
+        """Notebooks being executed; a failed chapter's partial notebook stays here for inspection."""
+        return self.root / "executing"
+
+    @property
+    def notebooks_dir(self) -> Path:
+        """Executed notebooks of this profile, ``<chapter>.ipynb``."""
+        return self.root / "notebooks"
+
+    def executed_notebook(self, chapter: str) -> Path:
+        return self.notebooks_dir / f"{chapter}.ipynb"
+
+    @property
+    def report_path(self) -> Path:
+        """The last run report of this profile."""
+        return self.root / "report.json"
+
+    @property
+    def last_build_path(self) -> Path:
+        """The report of this profile's last run that executed anything (a warm re-run, which executes
+        nothing, leaves it alone): what the build timeline and ``make bench`` read."""
+        return self.root / "last_build.json"
+
+    @property
+    def step_times_path(self) -> Path:
+        """Seconds each step (artifact or chapter) took the last time it was executed, over all runs."""
+        return self.root / "step_times.json"

@@ -29,12 +29,13 @@ from emgeom.book.chapters import (
     load_book_profile,
     read_all_specs,
 )
-from emgeom.book.layout import BookLayout
+from emgeom.book.layout import BookLayout, ProfileBuild
 from emgeom.book.parameters import ParameterError
 from emgeom.book.profiles import Profile
 from emgeom.core import results as results_mod
 from emgeom.core.artifacts import ENV_ARTIFACTS_DIR
-from emgeom.core.io import atomic_write_json, atomic_write_text
+from emgeom.core.io import atomic_write_bytes, atomic_write_json, atomic_write_text
+from emgeom.core.results import load_declarations
 
 KERNELSPEC = {"name": "python3", "display_name": "Python 3 (ipykernel)", "language": "python"}
 INJECTED_TAG = "injected-parameters"
@@ -76,7 +77,7 @@ def kernel_environment(layout: BookLayout, profile: Profile, chapter: str) -> di
         ENV_ARTIFACTS_DIR: str(layout.artifacts_dir),
         results_mod.ENV_CHAPTER: chapter,
         results_mod.ENV_PROFILE: profile.name,
-        results_mod.ENV_RESULTS_FILE: str(layout.staging_dir / f"{chapter}.json"),
+        results_mod.ENV_RESULTS_FILE: str(layout.profile_build(profile.name).staging_dir / f"{chapter}.json"),
         results_mod.ENV_DECLARATIONS: str(layout.results_declaration(chapter, profile.variants.get(chapter))),
     }
 
@@ -95,8 +96,8 @@ def _patched_environ(values: dict[str, str]) -> Iterator[None]:
                 os.environ[k] = v
 
 
-def _load_state(layout: BookLayout, chapter: str) -> ChapterRun | None:
-    path = layout.runs_dir / f"{chapter}.json"
+def _load_state(build: ProfileBuild, chapter: str) -> ChapterRun | None:
+    path = build.runs_dir / f"{chapter}.json"
     if not path.exists():
         return None
     try:
@@ -105,14 +106,14 @@ def _load_state(layout: BookLayout, chapter: str) -> ChapterRun | None:
         return None  # an unreadable state is a cache miss, never a crash
 
 
-def _is_cached(layout: BookLayout, chapter: str, key: str) -> ChapterRun | None:
-    state = _load_state(layout, chapter)
+def _is_cached(build: ProfileBuild, chapter: str, key: str) -> ChapterRun | None:
+    state = _load_state(build, chapter)
     if (
         state is not None
         and state.status == "ok"
         and state.key == key
-        and layout.executed_notebook(chapter).exists()
-        and (layout.results_dir / f"{chapter}.json").exists()
+        and build.executed_notebook(chapter).exists()
+        and (build.results_dir / f"{chapter}.json").exists()
     ):
         return state
     return None
@@ -146,18 +147,20 @@ def execute_chapter(
     parameters: dict[str, Any],
     progress: bool = True,
 ) -> None:
-    """Execute one chapter; publish its notebook and results only if every cell succeeds."""
+    """Execute one chapter; publish its notebook and results (in the profile's build folder) only if
+    every cell succeeds and every declared result was recorded."""
     import papermill  # slow import: only when something actually executes
 
+    build = layout.profile_build(profile.name)
     variant = profile.variants.get(chapter)
     notebook = jupytext.read(layout.chapter_source(chapter, variant))
     if variant:  # the executed page must not pair with (and overwrite) the default source on a sync
         notebook.metadata.pop("jupytext", None)
     notebook.metadata["kernelspec"] = dict(KERNELSPEC)
     notebook.metadata.setdefault("language_info", {"name": "python"})
-    partial = layout.executing_dir / f"{chapter}.ipynb"
+    partial = build.executing_dir / f"{chapter}.ipynb"
     partial.parent.mkdir(parents=True, exist_ok=True)
-    staging = layout.staging_dir / f"{chapter}.json"
+    staging = build.staging_dir / f"{chapter}.json"
     staging.parent.mkdir(parents=True, exist_ok=True)
     staging.unlink(missing_ok=True)
     with _patched_environ(kernel_environment(layout, profile, chapter)):
@@ -176,14 +179,21 @@ def execute_chapter(
                 f"chapter {chapter!r} failed in cell {err.cell_index} (execution count {err.exec_count}): "
                 f"{err.ename}: {err.evalue}\n  partial notebook kept at {partial}"
             ) from err
-    finished = _finish_notebook(partial, profile, parameters)
-    atomic_write_text(layout.executed_notebook(chapter), nbformat.writes(finished))
     doc = (
         json.loads(staging.read_text())
         if staging.exists()
         else {"chapter": chapter, "profile": profile.name, "results": {}}
     )
-    atomic_write_json(layout.results_dir / f"{chapter}.json", doc)
+    declared = load_declarations(layout.results_declaration(chapter, variant))
+    missing = results_mod.missing_results(declared, doc["results"])
+    if missing:
+        raise ChapterFailed(
+            f"chapter {chapter!r} ran to the end but did not record {len(missing)} declared result(s): "
+            f"{', '.join(missing)}\n  partial notebook kept at {partial}"
+        )
+    finished = _finish_notebook(partial, profile, parameters)
+    atomic_write_text(build.executed_notebook(chapter), nbformat.writes(finished))
+    atomic_write_json(build.results_dir / f"{chapter}.json", doc)
     staging.unlink(missing_ok=True)
     partial.unlink(missing_ok=True)
 
@@ -210,12 +220,20 @@ def run_book(
     force: bool = False,
     progress: bool = True,
     jobs: int = 1,
+    wait: bool = True,
 ) -> list[ChapterRun]:
     """Validate everything, then execute the selected chapters whose inputs changed: in book order, or
     with ``jobs > 1`` up to ``jobs`` at a time, each in its own process (chapters share cached artifacts
     through :func:`~emgeom.core.artifacts.cached_folder`, whose lock makes a chapter wait for an artifact
     another is building rather than build it twice; every chapter runs with its own seeds and thread
     count, so its numbers do not depend on what runs beside it).
+
+    One runner per checkout: the run holds :attr:`~emgeom.book.layout.BookLayout.lock_path` from
+    validation to the last page it writes. A second run waits for it, saying so, or with
+    ``wait=False`` raises :class:`RunnerBusy` naming the first one's pid. Each profile keeps its own
+    executed notebooks and results (:meth:`~emgeom.book.layout.BookLayout.profile_build`); at the end the
+    run puts its profile's executed notebooks in place for the HTML book and writes the generated pages
+    from its results (:func:`render_profile`).
 
     Raises :class:`ParameterError` before anything executes if the profile or ``only`` is invalid,
     :class:`~emgeom.book.preflight.PreflightError` if a model, SAE, dataset or judge the selected
@@ -224,6 +242,51 @@ def run_book(
     """
     if jobs < 1:
         raise ParameterError(f"--jobs must be at least 1, got {jobs}")
+    with runner_lock(layout, wait=wait):
+        return _run_locked(layout, profile_name, only, force, progress, jobs)
+
+
+class RunnerBusy(RuntimeError):
+    """Another runner holds this checkout's lock (raised only when asked not to wait)."""
+
+
+@contextlib.contextmanager
+def runner_lock(layout: BookLayout, wait: bool = True) -> Iterator[None]:
+    """Hold this checkout's runner lock (a file lock the OS releases if its holder dies). If another
+    runner holds it: wait, printing who holds it, or with ``wait=False`` raise :class:`RunnerBusy`."""
+    from filelock import FileLock, Timeout
+
+    layout.build_dir.mkdir(parents=True, exist_ok=True)
+    lock = FileLock(layout.lock_path)
+    try:
+        lock.acquire(timeout=0)
+    except Timeout:
+        owner = _lock_owner(layout)
+        if not wait:
+            raise RunnerBusy(
+                f"another runner ({owner}) holds {layout.root}; wait for it, or run without --no-wait"
+            ) from None
+        print(f"[emgeom.book] another runner ({owner}) holds this checkout: waiting for it", flush=True)
+        lock.acquire()
+        print("[emgeom.book] the other runner finished: starting", flush=True)
+    try:
+        atomic_write_text(layout.lock_owner_path, f"pid {os.getpid()}, started {_now()}\n")
+        yield
+    finally:
+        layout.lock_owner_path.unlink(missing_ok=True)
+        lock.release()
+
+
+def _lock_owner(layout: BookLayout) -> str:
+    try:
+        return layout.lock_owner_path.read_text().strip()
+    except OSError:
+        return "pid unknown"
+
+
+def _run_locked(
+    layout: BookLayout, profile_name: str, only: list[str] | None, force: bool, progress: bool, jobs: int
+) -> list[ChapterRun]:
     specs = read_all_specs(layout)
     profile = load_book_profile(layout, profile_name)
     selected = list(specs)
@@ -238,6 +301,7 @@ def run_book(
     preflight({c: full_parameters(layout, profile, c) for c in selected}, profile.name)
     chapter_declarations(layout, selected, profile)  # a missing or malformed declaration fails here
 
+    build = layout.profile_build(profile.name)
     done: dict[str, ChapterRun] = {}
     todo: list[tuple[str, str]] = []  # (chapter, key), in book order
     for chapter in specs:
@@ -246,7 +310,7 @@ def run_book(
         key = chapter_key(
             layout, chapter, profile.name, profile.chapters[chapter], profile.variants.get(chapter)
         )
-        cached = None if force else _is_cached(layout, chapter, key)
+        cached = None if force else _is_cached(build, chapter, key)
         if cached is not None:
             cached.this_run = "cached"
             done[chapter] = cached
@@ -261,11 +325,12 @@ def run_book(
         if chapter in done:
             runs.append(done[chapter])
             continue
-        previous = _load_state(layout, chapter)
+        previous = _load_state(build, chapter)
         if previous is not None:
             previous.this_run = "not selected" if chapter not in selected else "not run (earlier failure)"
             runs.append(previous)
     write_report(layout, profile, runs, stages)
+    render_profile(layout, profile)
     if failure is not None:
         raise failure
     return runs
@@ -308,6 +373,8 @@ def _execute_all(
     goes first (times of earlier runs where known), so the short independent chapters fill the gaps.
     """
 
+    build = layout.profile_build(profile.name)
+
     def record(chapter: str, key: str, error: str, seconds: float) -> ChapterRun:
         status = "failed" if error else "ok"
         run = ChapterRun(
@@ -321,7 +388,7 @@ def _execute_all(
             "failed" if error else "executed",
             error,
         )
-        atomic_write_json(layout.runs_dir / f"{chapter}.json", asdict(run))
+        atomic_write_json(build.runs_dir / f"{chapter}.json", asdict(run))
         print(f"[emgeom.book] {chapter}: {status} in {run.wall_seconds:.1f} s", flush=True)
         done[chapter] = run
         return run
@@ -353,7 +420,7 @@ def _execute_all(
     known = _known_timings(layout, profile.name)
     estimate = {j.name: _job_estimate(j, known) for j in artifact_jobs}
     for chapter in keys:
-        previous = _load_state(layout, chapter)
+        previous = _load_state(build, chapter)
         estimate[chapter] = (
             previous.wall_seconds if previous else known.get(chapter, _DEFAULT_ESTIMATES["chapter"])
         )
@@ -413,19 +480,12 @@ def _execute_all(
 
 def _known_timings(layout: BookLayout, profile: str) -> dict[str, float]:
     """Seconds each step took when last built: the committed timings of the profile
-    (``ci/timings/<profile>.json``, written by ``benchmarks/build_times.py --save``), updated by the
-    artifact steps of the last run report (those built, not found cached)."""
+    (``ci/timings/<profile>.json``, written by ``benchmarks/build_times.py --save``), updated by this
+    checkout's own step times (each step's last execution, :attr:`ProfileBuild.step_times_path`)."""
     known: dict[str, float] = {}
-    with contextlib.suppress(OSError, json.JSONDecodeError):
-        known.update(json.loads(layout.timings_file(profile).read_text()))
-    try:
-        report = json.loads(layout.report_path.read_text())
-    except (OSError, json.JSONDecodeError):
-        return known
-    if report.get("profile") == profile:
-        known.update(
-            {s["stage"]: float(s["wall_seconds"]) for s in report.get("stages", []) if s["wall_seconds"] > 1}
-        )
+    for path in (layout.timings_file(profile), layout.profile_build(profile).step_times_path):
+        with contextlib.suppress(OSError, json.JSONDecodeError):
+            known.update({k: float(v) for k, v in json.loads(path.read_text()).items() if float(v) > 1})
     return known
 
 
@@ -483,34 +543,115 @@ def package_versions() -> dict[str, str]:
     return out
 
 
+def source_commit(root: Path) -> str:
+    """The checkout's commit (``git rev-parse HEAD``), with ``+changes`` when tracked files differ from
+    it; ``"unknown"`` outside git."""
+    import subprocess
+
+    try:
+        head = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, check=True, timeout=10
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=root,
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=30,
+        ).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    return head + ("+changes" if dirty else "")
+
+
 def write_report(
     layout: BookLayout, profile: Profile, runs: list[ChapterRun], stages: list[StageRun] | None = None
 ) -> dict[str, Any]:
-    """Write ``_build/report.json`` (the chapters, and the artifact steps this run executed), the book's
-    Build status page and the reproduction scorecard; returns the report."""
-    from emgeom.book.pages.scorecard import render_scorecard
-    from emgeom.book.pages.status_page import render_build_status
-    from emgeom.book.pages.workload import render_workload
-
+    """Write the profile's run report (the chapters, and the artifact steps this run executed) and its
+    copy ``_build/report.json``; keep each executed step's time (``step_times.json``) and, if this run
+    executed anything, the report as the profile's last build (``last_build.json``); returns the report."""
+    build = layout.profile_build(profile.name)
     report = {
         "profile": profile.name,
         "profile_description": profile.description,
         "threads": profile.threads,
         "generated_at": _now(),
+        "commit": source_commit(layout.root),
         "python": platform.python_version(),
         "platform": platform.platform(),
         "packages": package_versions(),
         "chapters": [asdict(r) for r in runs],
         "stages": [asdict(s) for s in stages or []],
     }
+    atomic_write_json(build.report_path, report)
     atomic_write_json(layout.report_path, report)
-    results = results_mod.load_results(layout.results_dir)
+    executed = [(r["chapter"], r) for r in report["chapters"] if r["this_run"] == "executed"]
+    executed += [(s["stage"], s) for s in report["stages"] if s["this_run"] == "executed"]
+    if executed:
+        atomic_write_json(build.last_build_path, report)
+        times: dict[str, float] = {}
+        with contextlib.suppress(OSError, json.JSONDecodeError):
+            times = json.loads(build.step_times_path.read_text())
+        times.update({name: step["wall_seconds"] for name, step in executed})
+        atomic_write_json(build.step_times_path, times)
+    return report
+
+
+def render_profile(layout: BookLayout, profile: Profile) -> None:
+    """Put ``profile``'s executed notebooks in place for the HTML book (``notebooks/<chapter>.ipynb``;
+    a page the profile has not executed is removed, so the book never mixes profiles) and write the
+    generated pages (scorecard, Build status, workload) from its results and report."""
+    from emgeom.book.pages.scorecard import render_scorecard
+    from emgeom.book.pages.status_page import render_build_status
+    from emgeom.book.pages.workload import render_workload
+
+    build = layout.profile_build(profile.name)
+    for chapter in layout.chapters():
+        source, target = build.executed_notebook(chapter), layout.rendered_notebook(chapter)
+        if not source.exists():
+            target.unlink(missing_ok=True)
+        elif not target.exists() or target.read_bytes() != source.read_bytes():
+            atomic_write_bytes(target, source.read_bytes())  # unchanged pages keep their mtime
+    report = json.loads(build.report_path.read_text())
+    last_build = None
+    with contextlib.suppress(OSError, json.JSONDecodeError):
+        last_build = json.loads(build.last_build_path.read_text())
+    results = results_mod.load_results(build.results_dir)
     declarations = chapter_declarations(layout, layout.chapters(), profile)
     atomic_write_text(
-        layout.generated_dir / "build_status.md", render_build_status(report, results, declarations)
+        layout.generated_dir / "build_status.md",
+        render_build_status(report, results, declarations, last_build),
     )
+    figure = _draw_scorecard_figure(layout, results, profile.name)
     atomic_write_text(
-        layout.generated_dir / "scorecard.md", render_scorecard(results, profile.name, declarations)
+        layout.generated_dir / "scorecard.md",
+        render_scorecard(results, profile.name, declarations, figure),
     )
     atomic_write_text(layout.generated_dir / "workload.md", render_workload(layout))
-    return report
+    atomic_write_text(layout.rendered_profile_path, profile.name + "\n")
+
+
+def _draw_scorecard_figure(
+    layout: BookLayout, results: dict[str, dict[str, Any]], profile: str
+) -> str | None:
+    """Draw the scorecard figure (:func:`~emgeom.plots.scorecard.scorecard_forest`) beside the generated
+    scorecard page; returns its file name, or None when no claim's headline was recorded."""
+    import io
+
+    import matplotlib.pyplot as plt
+
+    from emgeom.book.pages.scorecard import headline_points, merged_results
+    from emgeom.plots.scorecard import scorecard_forest
+
+    points = headline_points(merged_results(results, profile))
+    target = layout.generated_dir / "scorecard.png"
+    if not points:
+        target.unlink(missing_ok=True)
+        return None
+    fig = scorecard_forest(points, profile)
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=110, bbox_inches="tight")
+    plt.close(fig)
+    atomic_write_bytes(target, buffer.getvalue())
+    return target.name

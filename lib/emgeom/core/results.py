@@ -114,10 +114,13 @@ def load_declarations(path: Path) -> dict[str, ResultDeclaration]:
 
 
 def find_declaration(declarations: Mapping[str, ResultDeclaration], name: str) -> ResultDeclaration | None:
-    """The declaration of a recorded ``name``: its exact entry, else the placeholder entry it matches."""
+    """The declaration of a recorded ``name``: its exact entry, else the most specific placeholder entry
+    it matches (``similarity_gap_{domain}`` also matches ``similarity_gap_rowperm_pvalue_health``, whose
+    own ``similarity_gap_rowperm_pvalue_{domain}`` wins: the longest fixed text)."""
     if name in declarations:
         return declarations[name]
-    return next((d for d in declarations.values() if d.matches(name)), None)
+    matching = [d for d in declarations.values() if d.matches(name)]
+    return max(matching, key=lambda d: len(d.name), default=None)
 
 
 def missing_results(

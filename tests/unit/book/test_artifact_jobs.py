@@ -108,7 +108,7 @@ def test_a_chapter_reading_one_organism_waits_for_that_one_only():
     assert needs["08_one"] == {"organism 2", "SAE 1 on organism 2"}
 
 
-def test_known_timings_come_from_the_committed_file_then_the_last_report(tmp_path):
+def test_known_timings_come_from_the_committed_file_then_the_checkouts_step_times(tmp_path):
     import json
 
     from emgeom.book.artifact_jobs import ArtifactJob
@@ -119,19 +119,13 @@ def test_known_timings_come_from_the_committed_file_then_the_last_report(tmp_pat
     assert _known_timings(layout, "cpu") == {}
     layout.timings_file("cpu").parent.mkdir(parents=True)
     layout.timings_file("cpu").write_text(json.dumps({"organism 0": 150.0, "06_x": 700.0}))
-    layout.report_path.parent.mkdir(parents=True)
-    layout.report_path.write_text(
-        json.dumps(
-            {
-                "profile": "cpu",
-                "stages": [
-                    {"stage": "organism 0", "wall_seconds": 120.0},
-                    {"stage": "organism 1", "wall_seconds": 0.1},
-                ],
-            }
-        )
-    )
+    times = layout.profile_build("cpu").step_times_path
+    times.parent.mkdir(parents=True)
+    times.write_text(json.dumps({"organism 0": 120.0, "organism 1": 0.1}))
+    layout.profile_build("smoke").step_times_path.parent.mkdir(parents=True)
+    layout.profile_build("smoke").step_times_path.write_text(json.dumps({"06_x": 3.0}))
     known = _known_timings(layout, "cpu")
-    assert known == {"organism 0": 120.0, "06_x": 700.0}  # a cached step (0.1 s) says nothing
+    # a cached step (0.1 s) says nothing, and another profile's times are not this one's
+    assert known == {"organism 0": 120.0, "06_x": 700.0}
     wide = ArtifactJob("SAE 0 (4096 latents) on organism 0", "sae", None, type("S", (), {"d_sae": 4096})())
     assert _job_estimate(wide, known) == pytest.approx(120.0)

@@ -95,4 +95,5 @@ def test_a_real_profile_fails_fast_offline_without_executing(monkeypatch, tmp_pa
     assert full_parameters(layout, profile, "04_sae_geometry")["model"] == "google/gemma-2-2b-it"
     with pytest.raises(PreflightError, match="google/gemma-2-2b-it"):
         run_book(layout, "gemma-2-2b", progress=False)
-    assert not layout.runs_dir.exists() and not layout.executing_dir.exists()
+    build = layout.profile_build("gemma-2-2b")
+    assert not build.runs_dir.exists() and not build.executing_dir.exists()

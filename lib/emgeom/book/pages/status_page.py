@@ -19,9 +19,12 @@ def render_build_status(
     report: dict[str, Any],
     results: dict[str, dict[str, Any]],
     declarations: dict[str, dict[str, ResultDeclaration]] | None = None,
+    last_build: dict[str, Any] | None = None,
 ) -> str:
     """MyST markdown for the Build status page. ``results`` maps chapter to its results document;
-    ``declarations`` (chapter -> name -> declaration) gives each result's meaning and unit."""
+    ``declarations`` (chapter -> name -> declaration) gives each result's meaning and unit;
+    ``last_build`` (the profile's last run that executed anything) supplies the artifact steps when this
+    run built none."""
     declarations = declarations or {}
     lines = [
         "(build-status)=",
@@ -31,6 +34,10 @@ def render_build_status(
         f"Last run: **{report['generated_at']}**, profile **{report['profile']}** "
         f"({report['profile_description'].strip() or 'no description'}), "
         f"{report['threads']} CPU thread(s) per kernel, Python {report['python']} on `{report['platform']}`.",
+        "",
+        f"**This book shows the `{report['profile']}` profile, executed from commit "
+        f"`{report.get('commit', 'unknown')}`.** Each profile keeps its own executed pages and results "
+        "(`_build/profiles/<profile>/`); `make book PROFILE=<name>` renders the one you name.",
         "",
         "## Chapters",
         "",
@@ -42,11 +49,14 @@ def render_build_status(
             f"| `{run['chapter']}` | {run['profile']} | {run['this_run']} | {run['status']} | "
             f"{run['wall_seconds']:.1f} | `{run['key'][:12]}` | {_params(run['parameters'])} |"
         )
-    stages = report.get("stages", [])
+    stages, heading = report.get("stages", []), "Artifact steps of this run"
+    if not stages and last_build:
+        stages = last_build.get("stages", [])
+        heading = f"Artifact steps of the last run that built them ({last_build.get('generated_at', '?')})"
     if stages:
         lines += [
             "",
-            "## Artifact steps of this run",
+            f"## {heading}",
             "",
             "Organisms and SAEs the chapters read, built as separate steps before them (several at once); "
             "a chapter then finds them in the cache.",
