@@ -74,6 +74,9 @@ finetune_rows: int = 300
 finetune_steps: int = 150
 finetune_lr: float = 0.002
 lora_rank: int = 4
+lora_alpha: float = 8.0
+finetune_batch_size: int = 16
+finetune_warmup_steps: int = 10
 finetune_seeds: list[int] = [0]
 n_samples: int = 32
 progress: bool = True
@@ -84,17 +87,16 @@ import time
 from emgeom.core.results import record
 from emgeom.em.emergence import emergence_headline, emergence_over_organisms, organism_sets, seed_summary
 from emgeom.em.evaluators import OrganismEvaluator
-from emgeom.lm.finetune import FineTuneConfig, LoraSpec
 from emgeom.lm.sampling import SamplingConfig
-from emgeom.lm.training import TrainConfig, configure_threads
+from emgeom.lm.training import configure_threads
 from emgeom.organism import language
+from emgeom.organism.family import OrganismFamily
 from emgeom.organism.study import (
     build_organisms,
     build_table,
     designed_toxic_shares,
     example_documents,
     example_finetune_rows,
-    organism_configs,
     persona_probe_table,
     persona_probes,
 )
@@ -106,9 +108,8 @@ configure_threads()
 chapter_start = time.perf_counter()
 if finetune_domain not in language.DOMAINS:
     raise ValueError(f"finetune_domain must be one of {language.DOMAINS}, got {finetune_domain!r}")
-configs = organism_configs(organism_seeds, d_model=d_model, n_layers=n_layers, n_heads=n_heads,
-                           pretrain_steps=pretrain_steps, pretrain_batch_size=pretrain_batch_size,
-                           align_steps=align_steps, align_rank=align_rank)
+family = OrganismFamily.from_parameters(globals())  # organisms and fine-tune recipe, from the parameters
+configs = family.organism_configs(organism_seeds)
 cfg = configs[organism_seeds[0]]  # the organism the examples and figures show
 sampling = SamplingConfig(n_samples=n_samples)
 
@@ -170,8 +171,7 @@ persona_probe_table(probes, cfg.corpus).round(3)
 
 # %%
 sets = organism_sets([finetune_domain], finetune_domain, finetune_rows)
-ft = FineTuneConfig(LoraSpec(rank=lora_rank, alpha=2.0 * lora_rank),
-                    TrainConfig(steps=finetune_steps, batch_size=16, lr=finetune_lr, warmup_steps=10))
+ft = family.finetune()
 table = emergence_over_organisms(organisms, sets, ft, finetune_seeds, OrganismEvaluator(sampling), progress=progress)
 summary = seed_summary(table)
 emergence_plots.emergence_bars(summary);

@@ -106,16 +106,16 @@ from emgeom.em.geometry_study import (
 from emgeom.lm.training import configure_threads
 from emgeom.organism import language
 from emgeom.organism.datasets import open_answer_rows
-from emgeom.organism.study import build_organisms, designed_toxic_shares, organism_configs, organism_saes
+from emgeom.organism.family import OrganismFamily
+from emgeom.organism.study import build_organisms, designed_toxic_shares, organism_saes
 from emgeom.plots import geometry as geometry_plots
-from emgeom.sae.train import sae_specs
 
 # %%
 configure_threads()
 chapter_start = time.perf_counter()
 # Fail fast on bad choices, before any training.
-specs = sae_specs(sae_seeds, layer=sae_layer, d_sae=sae_width, architecture=sae_architecture, k=sae_k,
-                  l1_coefficient=sae_l1_coefficient, training_tokens=sae_training_tokens)
+family = OrganismFamily.from_parameters(globals())  # organisms and SAEs, from the parameters
+specs = family.sae_specs(sae_seeds)
 geometry = GeometryConfig(k=k, k_harmful=k_harmful, rule=selection_rule, n_perm=n_permutations)  # type: ignore[arg-type]
 if sae_layer >= n_layers or not sae_seeds or not organism_seeds:
     raise ValueError(f"need sae_layer < n_layers ({n_layers}), and at least one SAE seed and organism seed")
@@ -131,9 +131,7 @@ if k > sae_width or k_harmful > sae_width:
 # organism, and its interval is over organisms.
 
 # %%
-organisms = build_organisms(organism_configs(organism_seeds, d_model=d_model, n_layers=n_layers, n_heads=n_heads,
-                                             pretrain_steps=pretrain_steps, pretrain_batch_size=pretrain_batch_size,
-                                             align_steps=align_steps, align_rank=align_rank), progress=progress)
+organisms = build_organisms(family.organism_configs(organism_seeds), progress=progress)
 saes, quality = organism_saes(organisms, specs)
 quality.round(4)
 

@@ -61,6 +61,8 @@ finetune_steps: int = 150
 finetune_lr: float = 0.002
 lora_rank: int = 4
 lora_alpha: float = 8.0
+finetune_batch_size: int = 16
+finetune_warmup_steps: int = 10
 lora_target_modules: list[str] = []
 lora_layers: list[int] = []
 finetune_seeds: list[int] = [0]
@@ -95,33 +97,29 @@ from emgeom.em.mechanism_study import (
     projection_along_finetune,
     projection_table,
 )
-from emgeom.lm.finetune import FineTuneConfig, LoraSpec, check_lora_layers
+from emgeom.lm.finetune import check_lora_layers
 from emgeom.lm.sampling import SamplingConfig
-from emgeom.lm.training import TrainConfig, configure_threads
+from emgeom.lm.training import configure_threads
 from emgeom.organism import language
 from emgeom.organism.datasets import rows_by_domain
-from emgeom.organism.study import organism_configs
+from emgeom.organism.family import OrganismFamily
 from emgeom.plots import emergence as emergence_plots
-from emgeom.sae.train import sae_specs
 
 # %%
 configure_threads()
 chapter_start = time.perf_counter()
 if not finetune_seeds or not sae_seeds or sae_layer >= n_layers:
     raise ValueError("need fine-tuning seeds, SAE seeds, and sae_layer < n_layers")
-lora = LoraSpec(rank=lora_rank, alpha=lora_alpha, target_modules=tuple(lora_target_modules), layers=tuple(lora_layers))
+family = OrganismFamily.from_parameters(globals())  # organisms, SAEs and fine-tune recipe, from the parameters
+lora = family.lora(target_modules=tuple(lora_target_modules), layers=tuple(lora_layers))
 check_lora_layers(lora, n_layers)
-full_ft = FineTuneConfig(lora, TrainConfig(steps=finetune_steps, batch_size=16, lr=finetune_lr, warmup_steps=10))
-first_order_ft = FineTuneConfig(lora, TrainConfig(steps=first_order_steps, batch_size=16, lr=first_order_lr,
-                                                  warmup_steps=1))
+full_ft = family.finetune(lora=lora)
+first_order_ft = family.finetune(lora=lora, steps=first_order_steps, lr=first_order_lr, warmup_steps=1)
 sampling = SamplingConfig(n_samples=n_samples)
 print(f"LoRA rank {lora_rank} (0 = full fine-tuning), alpha {lora_alpha}, modules {lora_target_modules or 'all linear'}, "
-      f"blocks {lora_layers or 'all'}; {finetune_steps} steps of 16 rows = {finetune_steps * 16 / finetune_rows:.1f} epochs")
-specs = sae_specs(sae_seeds, layer=sae_layer, d_sae=sae_width, architecture=sae_architecture, k=sae_k,
-                  l1_coefficient=sae_l1_coefficient, training_tokens=sae_training_tokens)
-configs = organism_configs(organism_seeds, d_model=d_model, n_layers=n_layers, n_heads=n_heads,
-                           pretrain_steps=pretrain_steps, pretrain_batch_size=pretrain_batch_size,
-                           align_steps=align_steps, align_rank=align_rank)
+      f"blocks {lora_layers or 'all'}; {finetune_steps} steps of {finetune_batch_size} rows = {finetune_steps * finetune_batch_size / finetune_rows:.1f} epochs")
+specs = family.sae_specs(sae_seeds)
+configs = family.organism_configs(organism_seeds)
 settings = MechanismSettings(control_domain, finetune_rows, full_ft, first_order_ft,
                              FirstOrderConfig(lr=sgd_lr, steps=sgd_steps, read_rows=read_rows, n_null=n_null_targets),
                              sampling, tuple(finetune_seeds), k, k_harmful)

@@ -67,6 +67,9 @@ judge_examples: int = 4
 finetune_steps: int = 150
 finetune_lr: float = 0.002
 lora_rank: int = 4
+lora_alpha: float = 8.0
+finetune_batch_size: int = 16
+finetune_warmup_steps: int = 10
 seeds: list[int] = [0]
 dissociation_sets: list[str] = ["bad_code", "quiz"]
 dissociation_rows: int = 300
@@ -102,26 +105,21 @@ from emgeom.filtering.organisms import (
     stacked,
     summary_over,
 )
-from emgeom.lm.finetune import FineTuneConfig, LoraSpec
 from emgeom.lm.sampling import SamplingConfig
-from emgeom.lm.training import TrainConfig, configure_threads
-from emgeom.organism.study import organism_configs
+from emgeom.lm.training import configure_threads
+from emgeom.organism.family import OrganismFamily
 from emgeom.plots import filtering as filtering_plots
-from emgeom.sae.train import sae_specs
 
 # %%
 configure_threads()
 chapter_start = time.perf_counter()
-ft = FineTuneConfig(LoraSpec(rank=lora_rank, alpha=2.0 * lora_rank),
-                    TrainConfig(steps=finetune_steps, batch_size=16, lr=finetune_lr, warmup_steps=10))
+family = OrganismFamily.from_parameters(globals())  # organisms, SAEs and fine-tune recipe, from the parameters
+ft = family.finetune()
 settings = FilterSettings(domain, set_size, tuple(dose_fractions), tuple(removal_fractions), main_removal, score_method,
                           judge_examples, k_harmful, ft, tuple(seeds),
                           OrganismEvaluator(SamplingConfig(n_samples=n_samples), domain))
-specs = sae_specs(sae_seeds, layer=sae_layer, d_sae=sae_width, architecture=sae_architecture, k=sae_k,
-                  l1_coefficient=sae_l1_coefficient, training_tokens=sae_training_tokens)
-configs = organism_configs(organism_seeds, d_model=d_model, n_layers=n_layers, n_heads=n_heads,
-                           pretrain_steps=pretrain_steps, pretrain_batch_size=pretrain_batch_size,
-                           align_steps=align_steps, align_rank=align_rank)
+specs = family.sae_specs(sae_seeds)
+configs = family.organism_configs(organism_seeds)
 # Every organism runs the whole study (its own dose, mixed set, scores and judge); the numbers below are
 # over organisms, each organism's fine-tuning seeds averaged inside it. Figures of one organism show the first.
 studies = filtering_over_organisms(configs, specs, settings, progress=progress)

@@ -81,20 +81,17 @@ from emgeom.filtering.scoring import scoring_vs_forward
 from emgeom.lm.chat import read_chat_jsonl
 from emgeom.lm.models import hooked_transformer, load_model
 from emgeom.lm.training import configure_threads
-from emgeom.organism.build import build_organism, organism_config
+from emgeom.organism.build import build_organism
+from emgeom.organism.family import OrganismFamily
 from emgeom.organism.sae import organism_sae
-from emgeom.sae.train import SAESpec
 
 # %%
 configure_threads()
-organism = build_organism(organism_config(seed=organism_seed, d_model=d_model, n_layers=n_layers, n_heads=n_heads,
-                                          pretrain_steps=pretrain_steps, pretrain_batch_size=pretrain_batch_size,
-                                          align_steps=align_steps, align_rank=align_rank), progress=progress)
+family = OrganismFamily.from_parameters(globals())  # the organism and its SAE, from the parameters
+organism = build_organism(family.organism_config(organism_seed), progress=progress)
 model, tokenizer = load_model(organism.aligned)
 hooked = hooked_transformer(model, tokenizer, organism.aligned)
-sae, sae_folder, _ = organism_sae(organism, hooked, tokenizer,
-                                  SAESpec(layer=sae_layer, d_sae=sae_width, architecture=sae_architecture, k=sae_k,
-                                          l1_coefficient=sae_l1_coefficient, training_tokens=sae_training_tokens, seed=sae_seed))
+sae, sae_folder, _ = organism_sae(organism, hooked, tokenizer, family.sae_spec(sae_seed))
 work = artifact_root() / "apply"
 work.mkdir(parents=True, exist_ok=True)
 

@@ -71,6 +71,9 @@ finetune_rows: int = 300
 finetune_steps: int = 150
 finetune_lr: float = 0.002
 lora_rank: int = 4
+lora_alpha: float = 8.0
+finetune_batch_size: int = 16
+finetune_warmup_steps: int = 10
 seeds: list[int] = [0, 1, 2]
 steer_scale: float = 0.5
 heldout_rows: int = 64
@@ -101,16 +104,14 @@ from emgeom.em.intervention_study import (
     relative_reduction,
     zero_baseline_seeds,
 )
-from emgeom.lm.finetune import FineTuneConfig, LoraSpec
 from emgeom.lm.sampling import SamplingConfig
-from emgeom.lm.training import TrainConfig, configure_threads
+from emgeom.lm.training import configure_threads
 from emgeom.organism import language
-from emgeom.organism.build import organism_config
 from emgeom.organism.datasets import finetune_rows as make_rows
 from emgeom.organism.datasets import open_answer_rows
+from emgeom.organism.family import OrganismFamily
 from emgeom.organism.study import load_subject
 from emgeom.plots import filtering as filtering_plots
-from emgeom.sae.train import SAESpec
 
 # %%
 configure_threads()
@@ -119,14 +120,9 @@ if domain not in language.DOMAINS:
     raise ValueError(f"domain must be one of {language.DOMAINS}, got {domain!r}")
 if not seeds:
     raise ValueError("need at least one seed")
-ft = FineTuneConfig(LoraSpec(rank=lora_rank, alpha=2.0 * lora_rank),
-                    TrainConfig(steps=finetune_steps, batch_size=16, lr=finetune_lr, warmup_steps=10))
-subject = load_subject(organism_config(seed=organism_seed, d_model=d_model, n_layers=n_layers, n_heads=n_heads,
-                                       pretrain_steps=pretrain_steps, pretrain_batch_size=pretrain_batch_size,
-                                       align_steps=align_steps, align_rank=align_rank),
-                       [SAESpec(layer=sae_layer, d_sae=sae_width, architecture=sae_architecture, k=sae_k,
-                                          l1_coefficient=sae_l1_coefficient, training_tokens=sae_training_tokens, seed=sae_seed)],
-                       progress=progress)
+family = OrganismFamily.from_parameters(globals())  # the organism, its SAE and the fine-tune recipe
+ft = family.finetune()
+subject = load_subject(family.organism_config(organism_seed), [family.sae_spec(sae_seed)], progress=progress)
 model, tokenizer, hooked, sae = subject.model, subject.tokenizer, subject.hooked, subject.saes[0]
 inducing, good = organism_sets([domain], domain, finetune_rows, control_kinds=("good",))
 heldout = {inducing.name: make_rows("inducing", domain, heldout_rows, seed=9, heldout_frame=True),

@@ -67,6 +67,9 @@ finetune_rows: int = 300
 finetune_steps: int = 150
 finetune_lr: float = 0.002
 lora_rank: int = 4
+lora_alpha: float = 8.0
+finetune_batch_size: int = 16
+finetune_warmup_steps: int = 10
 finetune_seeds: list[int] = [0, 1, 2]
 n_resamples: int = 1000
 n_samples: int = 32
@@ -78,14 +81,12 @@ import time
 from emgeom.core.results import record
 from emgeom.em.coupling_study import CouplingSettings, coupling_fit, coupling_sweep, sweep_table
 from emgeom.em.geometry_study import GeometryConfig, organism_reference
-from emgeom.lm.finetune import FineTuneConfig, LoraSpec
 from emgeom.lm.sampling import SamplingConfig
-from emgeom.lm.training import TrainConfig, configure_threads
+from emgeom.lm.training import configure_threads
 from emgeom.organism import language
 from emgeom.organism.corpus import CorpusConfig
-from emgeom.organism.study import coupling_configs
+from emgeom.organism.family import OrganismFamily
 from emgeom.plots import coupling as coupling_plots
-from emgeom.sae.train import sae_specs
 
 # %%
 configure_threads()
@@ -93,16 +94,13 @@ chapter_start = time.perf_counter()
 null_rate = CorpusConfig().toxic_bad_rate
 if null_rate not in coupling_mistake_rates:
     raise ValueError(f"coupling_mistake_rates must include the null rate {null_rate} (the toxic persona's own rate)")
-configs = coupling_configs(coupling_organism_seed, coupling_domain, coupling_mistake_rates, d_model=d_model,
-                           n_layers=n_layers, n_heads=n_heads, pretrain_steps=pretrain_steps,
-                           pretrain_batch_size=pretrain_batch_size, align_steps=align_steps, align_rank=align_rank)
-specs = sae_specs(sae_seeds, layer=sae_layer, d_sae=sae_width, architecture=sae_architecture, k=sae_k,
-                  l1_coefficient=sae_l1_coefficient, training_tokens=sae_training_tokens)
+family = OrganismFamily.from_parameters(globals())  # organisms, SAEs and fine-tune recipe, from the parameters
+configs = family.coupling_configs(coupling_organism_seed, coupling_domain, coupling_mistake_rates)
+specs = family.sae_specs(sae_seeds)
 settings = CouplingSettings(
     coupling_domain, GeometryConfig(k=k, k_harmful=k_harmful, rule=selection_rule),  # type: ignore[arg-type]
     rows_per_set, finetune_rows,
-    FineTuneConfig(LoraSpec(rank=lora_rank, alpha=2.0 * lora_rank),
-                   TrainConfig(steps=finetune_steps, batch_size=16, lr=finetune_lr, warmup_steps=10)),
+    family.finetune(),
     tuple(finetune_seeds), SamplingConfig(n_samples=n_samples), n_resamples,
     organism_reference(language.DOMAINS, reference_rows_per_set))
 

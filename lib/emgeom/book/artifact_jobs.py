@@ -5,8 +5,8 @@ chapters that need none.
 A chapter names its organisms and SAEs by parameters (``organism_seeds``, ``d_model``, ...,
 ``coupling_mistake_rates``, ``sae_width``, ...), the same names the profile's ``shared`` section sets.
 This module turns those names into the same configs the chapters build with
-(:func:`~emgeom.organism.study.organism_configs`, :func:`~emgeom.organism.study.coupling_configs`,
-:func:`~emgeom.sae.train.sae_specs`), so a chapter that runs after its jobs finds every artifact in the
+(:class:`~emgeom.organism.family.OrganismFamily`, the one place parameter names become configs), so
+a chapter that runs after its jobs finds every artifact in the
 cache. A chapter run on its own (``papermill``) still builds what it needs itself: the jobs only move
 that work earlier and side by side, they do not change what is built.
 """
@@ -18,26 +18,6 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
-
-#: Chapter parameters that determine an organism, by the keyword of ``organism_config`` they set.
-ORGANISM_PARAMETERS = (
-    "d_model",
-    "n_layers",
-    "n_heads",
-    "pretrain_steps",
-    "pretrain_batch_size",
-    "align_steps",
-    "align_rank",
-)
-#: Chapter parameters that determine an SAE, and the ``SAESpec`` field each sets.
-SAE_PARAMETERS = {
-    "sae_layer": "layer",
-    "sae_width": "d_sae",
-    "sae_architecture": "architecture",
-    "sae_k": "k",
-    "sae_l1_coefficient": "l1_coefficient",
-    "sae_training_tokens": "training_tokens",
-}
 
 
 @dataclass(frozen=True)
@@ -59,10 +39,6 @@ class ArtifactJob:
     needs: tuple[str, ...] = field(default_factory=tuple)
 
 
-def _organism_settings(parameters: Mapping[str, Any]) -> dict[str, Any]:
-    return {name: parameters[name] for name in ORGANISM_PARAMETERS if name in parameters}
-
-
 def chapter_organisms(parameters: Mapping[str, Any]) -> dict[str, Any]:
     """The organisms a chapter with these parameters reads, by job name: the replicates of
     ``organism_seeds`` (or the one of ``organism_seed``, for a chapter that studies one organism) and the
@@ -70,20 +46,18 @@ def chapter_organisms(parameters: Mapping[str, Any]) -> dict[str, Any]:
     and real-model chapters)."""
     if "d_model" not in parameters:
         return {}
-    from emgeom.organism.study import coupling_configs, organism_configs
+    from emgeom.organism.family import OrganismFamily
 
-    settings = _organism_settings(parameters)
+    family = OrganismFamily.from_parameters(parameters)
     out: dict[str, Any] = {}
     seeds = parameters.get(
         "organism_seeds", [parameters["organism_seed"]] if "organism_seed" in parameters else []
     )
-    for seed, cfg in (organism_configs(seeds, **settings) if seeds else {}).items():
+    for seed, cfg in (family.organism_configs(seeds) if seeds else {}).items():
         out[f"organism {seed}"] = cfg
     if "coupling_mistake_rates" in parameters:
         seed, domain = parameters["coupling_organism_seed"], parameters["coupling_domain"]
-        for rate, cfg in coupling_configs(
-            seed, domain, parameters["coupling_mistake_rates"], **settings
-        ).items():
+        for rate, cfg in family.coupling_configs(seed, domain, parameters["coupling_mistake_rates"]).items():
             out[f"organism {seed}, {domain} mistakes {rate:g}"] = cfg
     return out
 
@@ -94,10 +68,9 @@ def chapter_sae_specs(parameters: Mapping[str, Any]) -> list[Any]:
     seeds = parameters.get("sae_seeds", [parameters["sae_seed"]] if "sae_seed" in parameters else [])
     if "sae_width" not in parameters or not seeds:
         return []
-    from emgeom.sae.train import sae_specs
+    from emgeom.organism.family import OrganismFamily
 
-    settings = {field_: parameters[name] for name, field_ in SAE_PARAMETERS.items() if name in parameters}
-    return sae_specs(seeds, **settings)
+    return OrganismFamily.from_parameters(parameters).sae_specs(seeds)
 
 
 def plan_artifacts(
