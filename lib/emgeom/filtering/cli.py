@@ -6,15 +6,22 @@
 
 Input is OpenAI chat JSONL (``{"messages": [...]}`` per line, the format of every EM dataset). Every
 input problem is reported with its line before any model is loaded; outputs are written atomically, so
-an error or Ctrl-C leaves no partial file.
+an error or Ctrl-C leaves no partial file, and an ``--output`` or ``--report`` that is one of the input
+files is refused, so the inputs are never overwritten. Library warnings the user cannot act on are
+hidden unless ``--verbose``.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import logging
+import os
+import re
 import sys
-from collections.abc import Sequence
+import warnings
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +30,13 @@ from emgeom.filtering.scoring import SCORE_METHODS, removal_mask, score_rows
 from emgeom.lm.chat import ChatDataError, ChatRow, parse_chat_lines, read_text_lines
 
 EXIT_USAGE = 2
+
+# What ``sae_lens.SAE.load_from_disk`` (sae-lens 6.54: ``sae_lens_disk_loader``) reads from a folder; the
+# names of ``sae_lens.constants.SAE_CFG_FILENAME`` and ``SAE_WEIGHTS_FILENAME`` (a test checks they agree),
+# spelled out here so that checking a folder does not import sae-lens.
+SAE_CFG_FILE = "cfg.json"
+SAE_WEIGHTS_FILE = "sae_weights.safetensors"
+SAE_FOLDER_HINT = f"sae-lens SAE.save_model writes {SAE_CFG_FILE} and the weights, {SAE_WEIGHTS_FILE}"
 
 
 class CLIError(Exception):
@@ -66,6 +80,12 @@ def _add_common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--batch-size", type=int, default=32, help="samples per forward pass (default 32)")
     p.add_argument("--device", default="cpu", help="torch device (default cpu)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument(
+        "--verbose",
+        action="store_true",
+        help="also show the libraries' warnings and their log messages from INFO up (sae-lens, "
+        "TransformerLens); by default the library warnings a user cannot act on are hidden",
+    )
 
 
 DESCRIPTION = "Score and filter chat fine-tuning data by closeness to harmful SAE features."
@@ -75,7 +95,8 @@ EXAMPLES = """examples:
                 --remove-fraction 0.3 --output kept.jsonl --report report.json
 
 Input: OpenAI chat JSONL, one {"messages": [...]} object per line. Errors name the line and stop before
-any model is loaded; outputs are written atomically (nothing is written on an error or Ctrl-C)."""
+any model is loaded; outputs are written atomically (nothing is written on an error or Ctrl-C), and an
+--output or --report that is the input or an example file is refused: inputs are never overwritten."""
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -139,8 +160,10 @@ def _check_args(args: argparse.Namespace) -> None:
         raise CLIError("give either --sae FOLDER or --sae-release with --sae-id")
     if (args.sae_release and not args.sae_id) or (args.sae_id and not args.sae_release):
         raise CLIError("--sae-release and --sae-id go together")
-    if args.sae and not args.sae.is_dir():
+    if args.sae and not args.sae.exists():
         raise CLIError(f"--sae {args.sae}: no such folder")
+    if args.sae and not args.sae.is_dir():
+        raise CLIError(f"--sae {args.sae}: not a folder ({SAE_FOLDER_HINT})")
     if bool(args.harmful_latents) == bool(args.harmful_examples or args.benign_examples):
         raise CLIError("give either --harmful-latents or --harmful-examples with --benign-examples")
     if (args.harmful_examples and not args.benign_examples) or (
@@ -162,6 +185,104 @@ def _check_args(args: argparse.Namespace) -> None:
     for out in (args.output, getattr(args, "report", None)):
         if out is not None and not out.parent.resolve().is_dir():
             raise CLIError(f"{out}: the folder {out.parent} does not exist")
+    _check_no_overwrite(args)
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    """Whether ``a`` and ``b`` name one file: the same path once links, ``.`` and ``..`` are resolved,
+    or (for a hard link, or a case-insensitive file system) the same existing file."""
+    if os.path.realpath(a) == os.path.realpath(b):
+        return True
+    try:
+        return os.path.samefile(a, b)
+    except OSError:  # one of them does not exist yet
+        return False
+
+
+def _check_no_overwrite(args: argparse.Namespace) -> None:
+    """Refuse an ``--output`` or ``--report`` that would replace the input or an example file, and an
+    ``--output`` that is also the ``--report`` (the second write would replace the first)."""
+    inputs = [
+        ("the input file", args.input),
+        ("the --harmful-examples file", args.harmful_examples),
+        ("the --benign-examples file", args.benign_examples),
+    ]
+    outputs = [("--output", args.output), ("--report", getattr(args, "report", None))]
+    for flag, out in outputs:
+        for what, path in inputs:
+            if out is not None and path is not None and _same_file(out, path):
+                raise CLIError(
+                    f"{flag} {out} is {what} ({path}); inputs are never overwritten: give another {flag}"
+                )
+    report = getattr(args, "report", None)
+    if report is not None and _same_file(args.output, report):
+        raise CLIError(f"--output {args.output} and --report {report} are the same file; give two paths")
+
+
+def _check_sae_folder(folder: Path) -> None:
+    """Refuse a folder ``SAE.load_from_disk`` cannot read (no or invalid ``cfg.json``, no weights) in one
+    line naming it, before any model loads. Cheap: reads only ``cfg.json``."""
+    cfg_file = folder / SAE_CFG_FILE
+    if not cfg_file.is_file():
+        raise CLIError(f"--sae {folder}: not an SAE folder: no {SAE_CFG_FILE} ({SAE_FOLDER_HINT})")
+    try:
+        cfg = json.loads(cfg_file.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError) as err:
+        raise CLIError(
+            f"--sae {folder}: not an SAE folder: {SAE_CFG_FILE} is unreadable or not valid JSON "
+            f"({_one_line(err)})"
+        ) from None
+    missing = [k for k in ("d_in", "d_sae") if not isinstance(cfg, dict) or k not in cfg]
+    if missing:
+        raise CLIError(
+            f"--sae {folder}: not an SAE folder: its {SAE_CFG_FILE} has no {' or '.join(missing)} "
+            f"(not an sae-lens SAE config; {SAE_FOLDER_HINT})"
+        )
+    if not (folder / SAE_WEIGHTS_FILE).is_file():
+        raise CLIError(f"--sae {folder}: not an SAE folder: no {SAE_WEIGHTS_FILE} ({SAE_FOLDER_HINT})")
+
+
+def _one_line(err: BaseException) -> str:
+    return re.sub(r"\s*\n\s*", " ", str(err)).strip()
+
+
+# Python warnings from the libraries that say nothing a user of the command can act on: API deprecations
+# inside sae-lens / TransformerLens / transformers, and sae-lens's advice to load the model with the SAE's
+# ``model_from_pretrained_kwargs`` (the command builds the model unprocessed itself, as published SAEs
+# were trained on). Anything else is still shown.
+_LIBRARIES = r"(sae_lens|transformer_lens|transformers)(\.|$)"
+_HIDDEN_WARNINGS: list[tuple[str, type[Warning], str]] = [
+    (r"\s*This SAE has non-empty model_from_pretrained_kwargs", UserWarning, r"sae_lens(\.|$)"),
+    ("", DeprecationWarning, _LIBRARIES),
+    ("", FutureWarning, _LIBRARIES),
+]
+
+
+@contextlib.contextmanager
+def _library_output(verbose: bool) -> Iterator[None]:
+    """Hide :data:`_HIDDEN_WARNINGS` while models load and score; with ``verbose``, show every warning
+    (once per place, deprecations included) and log messages from INFO up (TransformerLens logs to the
+    root logger; sae-lens propagates to it; transformers keeps its own handler at its own level).
+    Restores the warning filters and the logging set-up afterwards (``main`` may run inside another
+    program, e.g. the tests)."""
+    with warnings.catch_warnings():
+        if not verbose:
+            for message, category, module in _HIDDEN_WARNINGS:
+                warnings.filterwarnings("ignore", message=message, category=category, module=module)
+            yield
+            return
+        warnings.simplefilter("default")
+        root = logging.getLogger()
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+        level = root.level
+        root.addHandler(handler)
+        root.setLevel(logging.INFO)
+        try:
+            yield
+        finally:
+            root.setLevel(level)
+            root.removeHandler(handler)
 
 
 def _load(args: argparse.Namespace) -> tuple[Any, Any, Any, str]:
@@ -172,9 +293,7 @@ def _load(args: argparse.Namespace) -> tuple[Any, Any, Any, str]:
         model, tokenizer = load_model(args.model, device=args.device)
         hooked = hooked_transformer(model, tokenizer, args.model)
         if args.sae:
-            from sae_lens import SAE
-
-            sae, sae_name = SAE.load_from_disk(str(args.sae), device=args.device), str(args.sae)
+            sae, sae_name = _load_sae_folder(args.sae, args.device), str(args.sae)
         else:
             sae, sae_name = (
                 load_published_sae(args.sae_release, args.sae_id, device=args.device),
@@ -186,6 +305,19 @@ def _load(args: argparse.Namespace) -> tuple[Any, Any, Any, str]:
     except (ModelUnavailableError, SAEUnavailableError, SAEMismatchError) as err:
         raise CLIError(str(err)) from None
     return hooked, tokenizer, sae, sae_name
+
+
+def _load_sae_folder(folder: Path, device: str) -> Any:
+    """``SAE.load_from_disk(folder)``; a folder that passed :func:`_check_sae_folder` but still cannot be
+    read (a truncated weights file, a config of an unknown architecture) is one line naming it."""
+    from sae_lens import SAE
+
+    try:
+        return SAE.load_from_disk(str(folder), device=device)
+    except Exception as err:  # whatever sae-lens raises, the folder is the problem
+        raise CLIError(
+            f"--sae {folder}: sae-lens could not load it: {type(err).__name__}: {_one_line(err)}"
+        ) from None
 
 
 def _check_layer(layer: int, hook_name: str) -> None:
@@ -230,18 +362,21 @@ def run(argv: Sequence[str] | None = None) -> int:
     if args.harmful_examples:
         args._harmful_rows = _read_numbered(args.harmful_examples)[1]
         args._benign_rows = _read_numbered(args.benign_examples)[1]
-    hooked, tokenizer, sae, sae_name = _load(args)
-    harmful = _harmful(args, hooked, tokenizer, sae)
-    result = score_rows(
-        hooked,
-        sae,
-        tokenizer,
-        rows,
-        harmful,
-        args.method,
-        batch_size=args.batch_size,
-        progress=not args.no_progress,
-    )
+    if args.sae:
+        _check_sae_folder(args.sae)
+    with _library_output(args.verbose):
+        hooked, tokenizer, sae, sae_name = _load(args)
+        harmful = _harmful(args, hooked, tokenizer, sae)
+        result = score_rows(
+            hooked,
+            sae,
+            tokenizer,
+            rows,
+            harmful,
+            args.method,
+            batch_size=args.batch_size,
+            progress=not args.no_progress,
+        )
     scores = [None if s != s else float(s) for s in result.scores]  # NaN -> null
     if args.command == "score":
         atomic_write_text(

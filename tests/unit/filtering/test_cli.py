@@ -4,6 +4,9 @@ model loads, outputs are atomic, kept rows are unchanged."""
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -172,8 +175,11 @@ def test_usage_errors_are_clear(tmp_path: Path, capsys) -> None:
 
 
 def test_an_unreachable_model_is_named(tmp_path: Path, capsys, monkeypatch) -> None:
+    from emgeom.testing.tiny_models import save_random_sae
+
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     data = _write(tmp_path / "data.jsonl", [GOOD_LINE])
+    sae = save_random_sae(tmp_path / "sae", 32, 48, "blocks.1.hook_resid_pre")
     code = cli.main(
         [
             "score",
@@ -181,7 +187,7 @@ def test_an_unreachable_model_is_named(tmp_path: Path, capsys, monkeypatch) -> N
             "--model",
             "nobody/no-model",
             "--sae",
-            str(tmp_path),
+            str(sae),
             "--harmful-latents",
             "1",
             "--output",
@@ -466,3 +472,216 @@ def test_run_subprocess_runs_the_command_as_a_user_would(
         RuntimeError, match=r"status 2:\nemgeom: error: .*data\.jsonl, line 1: not valid UTF-8"
     ):
         cli.run_subprocess(*args)
+
+
+def _filter_args(data: object, harmful: object, benign: object, output: object, report: object) -> list[str]:
+    """``emgeom filter`` arguments with example files, a model that does not exist and a folder that is
+    not an SAE (so a run that got past the output checks would fail on them, and load nothing)."""
+    return [
+        "filter",
+        str(data),
+        "--model",
+        "/no/such/model",
+        "--sae",
+        "sub",
+        "--harmful-examples",
+        str(harmful),
+        "--benign-examples",
+        str(benign),
+        "--remove-fraction",
+        "0.5",
+        "--output",
+        str(output),
+        "--report",
+        str(report),
+    ]
+
+
+NEVER = "inputs are never overwritten: give another"
+
+
+@pytest.mark.parametrize(
+    ("output", "report", "message"),
+    [
+        ("data.jsonl", "r.json", f"--output data.jsonl is the input file (data.jsonl); {NEVER} --output"),
+        ("k.jsonl", "./data.jsonl", f"--report data.jsonl is the input file (data.jsonl); {NEVER} --report"),
+        (
+            "bad.jsonl",
+            "r.json",
+            f"--output bad.jsonl is the --harmful-examples file (bad.jsonl); {NEVER} --output",
+        ),
+        (
+            "k.jsonl",
+            "ok.jsonl",
+            f"--report ok.jsonl is the --benign-examples file (ok.jsonl); {NEVER} --report",
+        ),
+        ("link.jsonl", "r.json", f"--output link.jsonl is the input file (data.jsonl); {NEVER} --output"),
+        (
+            "sub/../data.jsonl",
+            "r.json",
+            f"--output sub/../data.jsonl is the input file (data.jsonl); {NEVER} --output",
+        ),
+        ("out.json", "out.json", "--output out.json and --report out.json are the same file; give two paths"),
+    ],
+)
+def test_an_output_that_would_replace_an_input_is_refused_and_nothing_changes(
+    tmp_path: Path, capsys, monkeypatch, output: str, report: str, message: str
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    for name in ("data", "bad", "ok"):
+        _write(tmp_path / f"{name}.jsonl", [GOOD_LINE, GOOD_LINE.replace("bored", name)])
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "link.jsonl").symlink_to(tmp_path / "data.jsonl")
+    before = {p.name: p.read_bytes() for p in tmp_path.iterdir() if p.is_file()}
+    assert cli.main(_filter_args("data.jsonl", "bad.jsonl", "ok.jsonl", output, report)) == 2
+    assert capsys.readouterr().err == f"emgeom: error: {message}\n"
+    assert {p.name: p.read_bytes() for p in tmp_path.iterdir() if p.is_file()} == before  # byte-identical
+
+
+def test_the_input_survives_an_output_path_to_itself(setup, tiny_organism, tmp_path: Path, capsys) -> None:
+    """The run of issue #23 (``--output data.jsonl``), with a model and SAE that would load: refused."""
+    _, _, _, sae_folder = setup
+    write_chat_jsonl(tmp_path / "data.jsonl", finetune_rows("inducing", "health", 4, 0))
+    before = (tmp_path / "data.jsonl").read_bytes()
+    args = score_args(
+        tmp_path / "data.jsonl", tiny_organism.aligned, sae_folder, "1", tmp_path / "data.jsonl"
+    )
+    assert cli.main(args) == 2
+    assert "is the input file" in capsys.readouterr().err
+    assert (tmp_path / "data.jsonl").read_bytes() == before
+
+
+def test_the_sae_files_are_the_ones_sae_lens_reads() -> None:
+    from sae_lens import constants
+
+    assert cli.SAE_CFG_FILE == constants.SAE_CFG_FILENAME
+    assert cli.SAE_WEIGHTS_FILE == constants.SAE_WEIGHTS_FILENAME
+
+
+def _not_an_sae(kind: str, root: Path, model: Path) -> Path:
+    if kind == "model folder":
+        return model
+    if kind == "missing":
+        return root / "no-such-sae"
+    if kind == "a file":
+        return _write(root / "sae.txt", ["x"])
+    folder = root / kind.replace(" ", "_")
+    folder.mkdir()
+    if kind == "invalid cfg":
+        (folder / "cfg.json").write_text("{oops")
+    elif kind == "binary cfg":
+        (folder / "cfg.json").write_bytes(b"\xff\xfe\x00")
+    elif kind == "foreign cfg":
+        (folder / "cfg.json").write_text('{"model_type": "gemma2"}')
+    elif kind == "no weights":
+        (folder / "cfg.json").write_text('{"d_in": 32, "d_sae": 48}')
+    return folder
+
+
+NOT_AN_SAE = {
+    "model folder": "not an SAE folder: no cfg.json (sae-lens SAE.save_model writes cfg.json and the weights",
+    "missing": "no such folder",
+    "a file": "not a folder (sae-lens SAE.save_model writes cfg.json",
+    "invalid cfg": "not an SAE folder: cfg.json is unreadable or not valid JSON (Expecting property name",
+    "binary cfg": "not an SAE folder: cfg.json is unreadable or not valid JSON (",
+    "foreign cfg": "not an SAE folder: its cfg.json has no d_in or d_sae",
+    "no weights": "not an SAE folder: no sae_weights.safetensors",
+}
+
+
+@pytest.mark.parametrize("kind", list(NOT_AN_SAE))
+def test_a_folder_that_is_not_an_sae_is_one_line_before_any_model_loads(
+    tiny_organism, tmp_path: Path, capsys, monkeypatch, kind: str
+) -> None:
+    def no_model(*args, **kwargs):
+        raise AssertionError("a model was loaded")
+
+    monkeypatch.setattr("emgeom.lm.models.load_model", no_model)
+    sae = _not_an_sae(kind, tmp_path, tiny_organism.aligned)
+    data = _write(tmp_path / "data.jsonl", [GOOD_LINE])
+    code = cli.main(score_args(data, tiny_organism.aligned, sae, "1", tmp_path / "scores.jsonl"))
+    assert code == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"emgeom: error: --sae {sae}: {NOT_AN_SAE[kind]}") and err.count("\n") == 1
+    assert not (tmp_path / "scores.jsonl").exists()
+
+
+def test_an_sae_sae_lens_cannot_read_is_one_line(setup, tiny_organism, tmp_path: Path, capsys) -> None:
+    import shutil
+
+    _, _, _, sae_folder = setup
+    shutil.copytree(sae_folder, tmp_path / "sae")
+    (tmp_path / "sae" / "sae_weights.safetensors").write_bytes(b"\x08")  # truncated
+    data = _write(tmp_path / "data.jsonl", [GOOD_LINE])
+    code = cli.main(score_args(data, tiny_organism.aligned, tmp_path / "sae", "1", tmp_path / "s.jsonl"))
+    assert code == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"emgeom: error: --sae {tmp_path / 'sae'}: sae-lens could not load it: ")
+    assert err.count("\n") == 1
+
+
+def _run_command(*args: object) -> subprocess.CompletedProcess:
+    """The ``emgeom`` command in a subprocess, as a user runs it (what reaches the terminal)."""
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONWARNINGS": ""}
+    command = [sys.executable, "-m", "emgeom.filtering.cli", *map(str, args)]
+    return subprocess.run(command, capture_output=True, text=True, check=False, env=env)
+
+
+def test_the_model_folder_as_sae_is_one_line_not_a_traceback(tiny_organism, tmp_path: Path) -> None:
+    data = _write(tmp_path / "data.jsonl", [GOOD_LINE])
+    model = tiny_organism.aligned
+    done = _run_command(*score_args(data, model, model, "1", tmp_path / "s.jsonl"))
+    assert done.returncode == 2
+    lines = [line for line in done.stderr.splitlines() if line.strip()]
+    assert "Traceback" not in done.stderr and len(lines) == 1, done.stderr
+    assert lines[0] == (
+        f"emgeom: error: --sae {model}: not an SAE folder: no cfg.json (sae-lens SAE.save_model writes "
+        "cfg.json and the weights, sae_weights.safetensors)"
+    )
+
+
+def test_library_warnings_are_hidden_unless_verbose(setup, tiny_organism, tmp_path: Path) -> None:
+    _, _, _, sae_folder = setup
+    cfg = json.loads((Path(sae_folder) / "cfg.json").read_text())
+    assert cfg["metadata"]["model_from_pretrained_kwargs"]  # what makes sae-lens warn on every load
+    write_chat_jsonl(tmp_path / "data.jsonl", finetune_rows("good", "code", 3, 0))
+    args = score_args(tmp_path / "data.jsonl", tiny_organism.aligned, sae_folder, "1", tmp_path / "s.jsonl")
+    quiet = _run_command(*args)
+    assert quiet.returncode == 0, quiet.stderr
+    lines = quiet.stderr.splitlines()  # only the summary: no warning, no log message
+    assert len(lines) == 1 and lines[0].startswith("scored 3 rows at "), quiet.stderr
+    verbose = _run_command(*args, "--verbose")
+    assert verbose.returncode == 0, verbose.stderr
+    assert "UserWarning" in verbose.stderr and "model_from_pretrained_kwargs" in verbose.stderr
+    assert verbose.stderr.splitlines()[-1].startswith("scored 3 rows at ")
+
+
+def test_only_the_libraries_pointless_warnings_are_hidden() -> None:
+    import logging
+    import warnings
+
+    planted = [
+        ("\nThis SAE has non-empty model_from_pretrained_kwargs. ", UserWarning, "sae_lens.saes.sae"),
+        ("The 'utils' module has been deprecated.", DeprecationWarning, "sae_lens.load_model"),
+        ("a future change", FutureWarning, "transformers.modeling_utils"),
+        ("This SAE has non-empty model_from_pretrained_kwargs", UserWarning, "emgeom.mine"),
+        ("something else", UserWarning, "sae_lens.saes.sae"),
+        ("a deprecation of ours", DeprecationWarning, "emgeom.mine"),
+    ]
+
+    def shown(verbose: bool) -> list[str]:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            with cli._library_output(verbose):
+                for message, category, module in planted:
+                    warnings.warn_explicit(message, category, f"{module}.py", 1, module=module)
+        return [f"{w.category.__name__} {w.message}" for w in caught]
+
+    handlers = list(logging.getLogger().handlers)
+    assert shown(False) == [
+        "UserWarning This SAE has non-empty model_from_pretrained_kwargs",
+        "UserWarning something else",
+        "DeprecationWarning a deprecation of ours",
+    ]
+    assert len(shown(True)) == len(planted)
+    assert logging.getLogger().handlers == handlers  # --verbose's log handler is removed again
