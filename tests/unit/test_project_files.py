@@ -73,7 +73,43 @@ def test_workflows_call_existing_make_targets():
         for s in (REPO / "ci/workflows/book-gpu.yml").read_text().split("\n")
         if "make book" in s
     )
-    assert {"test", "book"} <= set(calls["book-cpu-pr"])
+    assert {"test", "book"} <= set(calls["book-cpu"])
+
+
+def _steps(workflow: str) -> list[dict]:
+    doc = yaml.safe_load((REPO / "ci" / "workflows" / f"{workflow}.yml").read_text())
+    return [s for job in doc["jobs"].values() for s in job.get("steps", [])]
+
+
+def test_the_cpu_book_is_published_from_main_with_execution_cached_there_and_read_only_in_prs():
+    from emgeom.book.layout import BookLayout
+
+    doc = yaml.safe_load((REPO / "ci" / "workflows" / "book-cpu.yml").read_text())
+    on = doc[True] if True in doc else doc["on"]  # YAML 1.1 reads the key `on` as True
+    assert "pull_request" in on and on["push"]["branches"] == ["main"]
+    steps = _steps("book-cpu")
+    uses = {s.get("uses", "").split("@")[0]: s for s in steps}
+    restore, save = uses["actions/cache/restore"], uses["actions/cache/save"]
+    main_only = "github.ref == 'refs/heads/main'"
+    assert "if" not in restore and main_only in save["if"] and "pull_request" in save["if"]
+    # the cached paths are where the runner keeps the cpu profile's executions and the trained artifacts
+    layout = BookLayout(REPO)
+    cached = set(save["with"]["path"].split())
+    assert cached == set(restore["with"]["path"].split())
+    assert {
+        str(layout.profile_build("cpu").root.relative_to(REPO)),
+        str(layout.artifacts_dir.relative_to(REPO)),
+    } == cached
+    assert main_only in uses["actions/upload-pages-artifact"]["if"]
+    assert main_only in doc["jobs"]["deploy"]["if"]
+    assert any("make book PROFILE=cpu" in s.get("run", "") for s in steps)
+    deploy = [s["uses"].split("@")[0] for s in doc["jobs"]["deploy"]["steps"]]
+    assert deploy == ["actions/deploy-pages"]
+
+
+def test_the_gpu_workflow_caches_the_profile_folder_it_builds():
+    cache = next(s for s in _steps("book-gpu") if s.get("uses", "").startswith("actions/cache@"))
+    assert "_build/profiles/${{ env.PROFILE }}" in cache["with"]["path"].splitlines()
 
 
 def test_readme_commands_and_ci_entry_point():
