@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from emgeom.core.results import ResultDeclaration
+from emgeom.plots.scorecard import HeadlinePoint
 
 #: The paper's domains (a fact about the paper); the build's own domains are read from its results.
 PAPER_DOMAINS = ("health", "career", "legal")
@@ -90,7 +91,7 @@ def _gap(paper_only: bool) -> Callable[[Results], Verdict]:
             "and its interval over organisms above 0. In every domain = reproduced, in some = partly. "
             "Shared latents excluded reported beside"
         )
-        from emgeom.em.geometry_nulls import holm
+        from emgeom.core.stats import holm
 
         found = {}
         for d in domains:
@@ -327,6 +328,12 @@ class Claim:
     where: str
     judge: Callable[[Results], Verdict]
     origin: str
+    headline: tuple[str, ...] = ()
+    """Results the scorecard figure shows for the claim (a ``{domain}`` or ``{set}`` placeholder stands
+    for every recorded instance)."""
+    unit: str = ""
+    paper: float | None = None
+    """The paper's own number for the headline, where it gave one."""
 
 
 CLAIMS: tuple[Claim, ...] = (
@@ -337,6 +344,8 @@ CLAIMS: tuple[Claim, ...] = (
         "{ref}`ch-gradient-derivation`",
         _derivation,
         "by construction: the algebra of the toy objective",
+        ("first_order_pearson_r",),
+        "r",
     ),
     Claim(
         "geometry_paper_domains",
@@ -346,6 +355,8 @@ CLAIMS: tuple[Claim, ...] = (
         _gap(paper_only=True),
         "link designed, geometry emergent: the corpus makes each domain's bad advice evidence of the toxic "
         "persona; whether the model and its SAE turn that into decoder geometry is written nowhere",
+        tuple(f"similarity_gap_{d}" for d in PAPER_DOMAINS),
+        "cosine gap",
     ),
     Claim(
         "geometry_all_domains",
@@ -361,6 +372,8 @@ CLAIMS: tuple[Claim, ...] = (
         "{ref}`ch-finetuning-mechanism`",
         _mechanism,
         "emergent: nothing in the corpus or the training code sets how a fine-tune moves decoder projections",
+        ("mechanism_decoder_projection_r",),
+        "r",
     ),
     Claim(
         "similarity_predicts_em",
@@ -369,6 +382,8 @@ CLAIMS: tuple[Claim, ...] = (
         _similarity_em,
         "order designed, link emergent: the designed coupling orders the sets; EM and similarity are "
         "measured",
+        ("similarity_vs_em_pearson_r",),
+        "r",
     ),
     Claim(
         "filter_reduces_em",
@@ -376,6 +391,9 @@ CLAIMS: tuple[Claim, ...] = (
         "{ref}`ch-geometry-filtering`",
         _reduction,
         "measured, on a set separable by design (bad and good advice use different words)",
+        ("geometry_filter_relative_reduction",),
+        "share of EM removed",
+        0.345,
     ),
     Claim(
         "filter_beats_random",
@@ -383,6 +401,8 @@ CLAIMS: tuple[Claim, ...] = (
         "{ref}`ch-geometry-filtering`",
         _versus("filter_vs_random_difference", "random"),
         "follows from detection on a set separable by design",
+        ("filter_vs_random_difference",),
+        "difference in share removed",
     ),
     Claim(
         "filter_beats_judge",
@@ -391,6 +411,8 @@ CLAIMS: tuple[Claim, ...] = (
         _beats_judge,
         "measured, on dissociation sets built so that the answer's words do not tell inducing rows from "
         "decoys",
+        (f"dissociation_{{set}}{DISSOCIATION_SUFFIX}",),
+        "geometry minus oracle, share removed",
     ),
     Claim(
         "blocking_prevents_em",
@@ -398,6 +420,8 @@ CLAIMS: tuple[Claim, ...] = (
         "{ref}`ch-blocking-directions`",
         _blocking,
         "emergent: measured under an intervention the design does not anticipate",
+        ("preventative_ablation_minus_random",),
+        "EM difference",
     ),
 )
 
@@ -412,18 +436,53 @@ def serving(claim_id: str, declarations: dict[str, dict[str, ResultDeclaration]]
     ]
 
 
+def merged_results(results_by_chapter: dict[str, dict[str, Any]], profile: str) -> Results:
+    """Every result the chapters of ``profile`` recorded, by name (a chapter last run under another
+    profile does not count)."""
+    merged: Results = {}
+    for doc in results_by_chapter.values():
+        if doc.get("profile") == profile:
+            merged.update(doc.get("results", {}))
+    return merged
+
+
+def headline_points(merged: Results) -> list[HeadlinePoint]:
+    """The scorecard figure's rows: each claim's headline results that this build recorded, in
+    scorecard order (a placeholder result gives one row per recorded instance)."""
+    points = []
+    for claim in CLAIMS:
+        for template in claim.headline:
+            placeholder = "{" in template
+            head, tail = (template.split("{", 1)[0], template.split("}", 1)[1]) if placeholder else ("", "")
+            names = (
+                [n for n in merged if n.startswith(head) and n.endswith(tail) and n != head + tail]
+                if placeholder
+                else [template]
+            )
+            for name in names:
+                e = _get(merged, name)
+                if e is None:
+                    continue
+                lo, hi = e["ci"] if e.get("ci") else (float("nan"), float("nan"))
+                instance = name[len(head) : len(name) - len(tail)] if placeholder else ""
+                if claim.id.startswith("geometry"):
+                    instance = name.removeprefix("similarity_gap_")
+                label = f"{claim.id}: {instance}" if instance else claim.id
+                points.append(HeadlinePoint(label, e["value"], lo, hi, claim.unit, claim.paper))
+    return points
+
+
 def render_scorecard(
     results_by_chapter: dict[str, dict[str, Any]],
     profile: str,
     declarations: dict[str, dict[str, ResultDeclaration]] | None = None,
+    figure: str | None = None,
 ) -> str:
     """MyST markdown for the scorecard page from the chapters' results documents of ``profile``; the
-    results declarations (chapter -> name -> declaration) say which results serve each claim."""
+    results declarations (chapter -> name -> declaration) say which results serve each claim; ``figure``
+    names the scorecard figure's image file beside the page, if one was drawn."""
     declarations = declarations or {}
-    merged: Results = {}
-    for doc in results_by_chapter.values():
-        if doc.get("profile") == profile:  # a chapter last run under another profile does not count
-            merged.update(doc.get("results", {}))
+    merged = merged_results(results_by_chapter, profile)
     lines = [
         "(scorecard)=",
         "# Reproduction scorecard",
@@ -436,6 +495,20 @@ def render_scorecard(
         "the paper's models. *Origin* says what in the model organism makes each result: designed into its "
         "corpus, emergent from training, or only measured.",
         "",
+    ]
+    if figure:
+        lines += [
+            f"```{{figure}} {figure}",
+            ":name: scorecard-figure",
+            "",
+            "Each claim's headline effect in this build (dot, with its 95% interval over replicates) and "
+            "the paper's number where it gave one (red diamond). Claims measure different things, so each "
+            "row names its unit; 0 is marked. Smallest effects of interest are not declared yet, so no "
+            "band is drawn.",
+            "```",
+            "",
+        ]
+    lines += [
         "| claim | where | this build | verdict | origin |",
         "|---|---|---|---|---|",
     ]
