@@ -61,9 +61,25 @@ def test_mechanism_is_judged_against_the_matched_null(r, ci, extra, domains, ver
     assert f"/{len(domains)} domains" in v.measured
 
 
-def test_the_old_answer_start_readout_no_longer_decides_the_mechanism() -> None:
-    v = JUDGE["mechanism"]({"mechanism_pearson_r": entry(0.9, (0.8, 1.0))})
-    assert v.verdict == "not run"
+@pytest.mark.parametrize(
+    ("projection_r", "old_r", "verdict"),
+    [
+        ((0.1, (0.0, 0.2)), (0.9, (0.8, 1.0)), "not reproduced"),  # a strong old read-out cannot rescue it
+        ((0.6, (0.5, 0.7)), (-0.9, (-1.0, -0.8)), "reproduced"),  # nor a weak one sink it
+    ],
+)
+def test_the_old_answer_start_readout_no_longer_decides_the_mechanism(projection_r, old_r, verdict) -> None:
+    # chapter 5 records both: the verdict follows the decoder-projection r the judge reads
+    results = {
+        "mechanism_decoder_projection_r": entry(*projection_r),
+        "mechanism_null_r_p95": entry(0.4, (0.35, 0.45)),
+        "mechanism_pearson_r": entry(*old_r),
+        **FIRST_ORDER,
+        **STRONG,
+    }
+    v = JUDGE["mechanism"](results)
+    assert v.verdict == verdict
+    assert v.measured.startswith(f"r = {projection_r[0]:.3f} ")
 
 
 KEPT = {

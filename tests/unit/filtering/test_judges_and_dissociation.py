@@ -103,15 +103,25 @@ def _result(none: list[float], geometry: list[float], oracle: list[float]) -> Or
 
 
 def test_reductions_nest_seeds_in_organisms_and_count_zero_em_runs():
+    # geometry's reduction 1 - EM(geometry) / EM(none), paired by seed inside each organism:
+    #   organism 0: 0.1, 0.2, 0.3 in three seeds -> 0.2
+    #   organism 1: 0.8 in seed 0; seed 1 has no EM to reduce -> 0.8
+    # nested (within organism first): (0.2 + 0.8) / 2 = 0.5; the four counted seeds pooled: 1.4 / 4 = 0.35
     results = {
-        0: _result([0.4, 0.2], [0.2, 0.1], [0.4, 0.2]),
-        1: _result([0.5, 0.0], [0.25, 0.0], [0.5, 0.0]),
+        0: _result([0.5, 0.5, 0.5], [0.45, 0.4, 0.35], [0.5, 0.45, 0.5]),
+        1: _result([0.5, 0.0], [0.1, 0.0], [0.25, 0.0]),
     }
     geo = reductions(results, "geometry")
-    assert geo.value == pytest.approx(0.5) and geo.n == 2
+    t975_df1 = 12.706204736174694  # two organisms: df = 1
+    half = t975_df1 * np.std([0.2, 0.8], ddof=1) / np.sqrt(2)
+    assert geo.value == pytest.approx(0.5) and geo.n == 2  # organisms, not the four seeds
+    assert (geo.lo, geo.hi) == pytest.approx((0.5 - half, 0.5 + half))
+    # the oracle reduces 0, 0.1, 0 (organism 0: mean 1/30) and 0.5 (organism 1): geometry minus oracle is
+    # 1/6 and 0.3 per organism, nested (1/6 + 0.3) / 2 = 0.233; per seed pooled, (0.1 + 0.1 + 0.3 + 0.3) / 4
     diff = reduction_difference(results, "geometry", "oracle judge")
-    assert isinstance(diff, Estimate) and diff.value == pytest.approx(0.5)
-    assert zero_em_runs(results) == (1, 4)
+    assert isinstance(diff, Estimate) and diff.n == 2
+    assert diff.value == pytest.approx((0.2 - 0.1 / 3 + 0.3) / 2)
+    assert zero_em_runs(results) == (1, 5)
 
 
 def test_learned_judges_see_every_domain_and_the_chat_judge_reads_the_request():

@@ -68,7 +68,10 @@ def test_full_finetuning_trains_every_weight(base) -> None:
         model, tok, finetune_rows("good", "code", 8, 0), FineTuneConfig(LoraSpec(rank=0), STEPS)
     )
     assert len(log.losses) == STEPS.steps
-    assert "transformer.h.0.attn.c_attn.weight" in _changed(before, merged.state_dict())
+    assert _changed(before, model.state_dict()) == set()  # the caller's model is untouched
+    after = merged.state_dict()
+    assert set(after) == set(before)  # no adapter weights: the model itself was trained
+    assert _changed(before, after) == set(before)  # every weight tensor moved, none was frozen
 
 
 def test_bad_adapter_requests_fail_early(base) -> None:
