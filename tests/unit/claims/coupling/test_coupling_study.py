@@ -12,10 +12,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from emgeom.claims.coupling import study as cs
+from emgeom.claims.geometry.study import GeometryConfig
 from emgeom.core.stats import Estimate
-from emgeom.em import coupling_study as cs
 from emgeom.em.emergence import ALIGNED
-from emgeom.em.geometry_study import GeometryConfig
 from emgeom.lm.finetune import FineTuneConfig
 from emgeom.lm.sampling import SamplingConfig
 
