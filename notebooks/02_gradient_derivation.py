@@ -85,10 +85,10 @@ import time
 
 import torch
 
+from emgeom.claims.derivation import study as dv
 from emgeom.core.results import record
 from emgeom.core.stats import bootstrap_pearson, mean_ci
 from emgeom.plots import superposition as superposition_plots
-from emgeom.toy import derivation as dv
 
 # %%
 torch.set_num_threads(1)

@@ -78,9 +78,7 @@ progress: bool = True
 # %% tags=["hide-input"]
 import time
 
-from emgeom.core.results import record, record_each
-from emgeom.core.stats import mean_ci
-from emgeom.em.geometry_evidence import (
+from emgeom.claims.geometry.evidence import (
     data_level_tests,
     estimates_by_domain,
     paired_gap_difference,
@@ -91,7 +89,7 @@ from emgeom.em.geometry_evidence import (
     two_by_two,
     width_check,
 )
-from emgeom.em.geometry_study import (
+from emgeom.claims.geometry.study import (
     GeometryConfig,
     coupling_correlations,
     describe_gaps,
@@ -103,6 +101,8 @@ from emgeom.em.geometry_study import (
     record_gaps,
     summarise_gaps,
 )
+from emgeom.core.results import record, record_each
+from emgeom.core.stats import mean_ci
 from emgeom.lm.training import configure_threads
 from emgeom.organism import language
 from emgeom.organism.datasets import open_answer_rows

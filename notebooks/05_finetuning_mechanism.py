@@ -80,9 +80,7 @@ progress: bool = True
 # %% tags=["hide-input"]
 import time
 
-from emgeom.core.results import record, record_each
-from emgeom.em.emergence import estimate_sets, estimates_by_set, inducing_set, monitor_finetune, seed_summary
-from emgeom.em.mechanism_organisms import (
+from emgeom.claims.mechanism.organisms import (
     MechanismSettings,
     answer_start_over,
     emergence_over,
@@ -90,13 +88,14 @@ from emgeom.em.mechanism_organisms import (
     over_organisms,
     projection_over,
 )
-from emgeom.em.mechanism_study import (
+from emgeom.claims.mechanism.projection_study import (
     FirstOrderConfig,
-    harmful_targets,
-    mechanism_table,
     projection_along_finetune,
     projection_table,
 )
+from emgeom.claims.mechanism.study import harmful_targets, mechanism_table
+from emgeom.core.results import record, record_each
+from emgeom.em.emergence import estimate_sets, estimates_by_set, inducing_set, monitor_finetune, seed_summary
 from emgeom.lm.finetune import check_lora_layers
 from emgeom.lm.sampling import SamplingConfig
 from emgeom.lm.training import configure_threads

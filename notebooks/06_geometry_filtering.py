@@ -86,9 +86,7 @@ import time
 
 import pandas as pd
 
-from emgeom.core.results import record
-from emgeom.em.evaluators import OrganismEvaluator
-from emgeom.filtering.dissociation import (
+from emgeom.claims.filtering.dissociation import (
     BEST_JUDGE,
     DissociationSettings,
     describe_dissociation,
@@ -97,7 +95,7 @@ from emgeom.filtering.dissociation import (
     em_by_set,
     record_dissociation,
 )
-from emgeom.filtering.organisms import (
+from emgeom.claims.filtering.organisms import (
     FilterSettings,
     filtering_over_organisms,
     headline_over,
@@ -105,6 +103,8 @@ from emgeom.filtering.organisms import (
     stacked,
     summary_over,
 )
+from emgeom.core.results import record
+from emgeom.em.evaluators import OrganismEvaluator
 from emgeom.lm.sampling import SamplingConfig
 from emgeom.lm.training import configure_threads
 from emgeom.organism.family import OrganismFamily

@@ -83,12 +83,7 @@ progress: bool = True
 # %% tags=["hide-input"]
 import time
 
-from emgeom.core.results import record
-from emgeom.core.stats import mean_ci
-from emgeom.em.emergence import organism_sets
-from emgeom.em.evaluators import OrganismEvaluator
-from emgeom.em.geometry import harmful_latents
-from emgeom.em.intervention_study import (
+from emgeom.claims.intervention.study import (
     CONDITIONS,
     HARMFUL,
     NONE,
@@ -104,6 +99,10 @@ from emgeom.em.intervention_study import (
     relative_reduction,
     zero_baseline_seeds,
 )
+from emgeom.core.results import record
+from emgeom.core.stats import mean_ci
+from emgeom.em.emergence import organism_sets
+from emgeom.em.evaluators import OrganismEvaluator
 from emgeom.lm.sampling import SamplingConfig
 from emgeom.lm.training import configure_threads
 from emgeom.organism import language
@@ -112,6 +111,7 @@ from emgeom.organism.datasets import open_answer_rows
 from emgeom.organism.family import OrganismFamily
 from emgeom.organism.study import load_subject
 from emgeom.plots import filtering as filtering_plots
+from emgeom.sae.geometry import harmful_latents
 
 # %%
 configure_threads()

@@ -78,9 +78,9 @@ progress: bool = True
 # %% tags=["hide-input"]
 import time
 
+from emgeom.claims.coupling.study import CouplingSettings, coupling_fit, coupling_sweep, sweep_table
+from emgeom.claims.geometry.study import GeometryConfig, organism_reference
 from emgeom.core.results import record
-from emgeom.em.coupling_study import CouplingSettings, coupling_fit, coupling_sweep, sweep_table
-from emgeom.em.geometry_study import GeometryConfig, organism_reference
 from emgeom.lm.sampling import SamplingConfig
 from emgeom.lm.training import configure_threads
 from emgeom.organism import language

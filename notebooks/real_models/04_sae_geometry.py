@@ -61,9 +61,9 @@ import time
 
 import pandas as pd
 
-from emgeom.core.results import record
-from emgeom.em.geometry_evidence import data_level_tests, record_data_level_tests
-from emgeom.em.geometry_study import (
+from emgeom.claims.geometry.evidence import data_level_tests, record_data_level_tests
+from emgeom.claims.geometry.real_models import real_runs
+from emgeom.claims.geometry.study import (
     GeometryConfig,
     describe_gaps,
     examples_table,
@@ -71,7 +71,8 @@ from emgeom.em.geometry_study import (
     record_gaps,
     summarise_gaps,
 )
-from emgeom.em.real_models import contrast_rows, load_real_model, real_runs, sae_quality_rows, sample_domains
+from emgeom.core.results import record
+from emgeom.em.real_models import contrast_rows, load_real_model, sae_quality_rows, sample_domains
 from emgeom.lm.training import configure_threads
 from emgeom.plots import geometry as geometry_plots
 from emgeom.sae.quality import sae_quality, scoring_batch

@@ -67,25 +67,27 @@ progress: bool = True
 # %% tags=["hide-input"]
 import time
 
-from emgeom.core.results import record, record_each
-from emgeom.em.datasets import load_rows
-from emgeom.em.emergence import emergence_table, estimates_by_set, seed_summary, set_names
-from emgeom.em.evaluators import betley_evaluator
-from emgeom.em.mechanism_study import (
+from emgeom.claims.mechanism.projection_study import (
     FirstOrderConfig,
+    first_order_projection_study,
+    gradient_targets,
+    projection_estimates,
+    projection_table,
+)
+from emgeom.claims.mechanism.study import (
     HFAnswerStartReader,
     MechanismRecorder,
     first_order_mechanism,
-    first_order_projection_study,
-    gradient_targets,
     harmful_sets,
     mechanism_estimates,
     mechanism_table,
     paired_target,
-    projection_estimates,
-    projection_table,
     similarity_vs_em,
 )
+from emgeom.core.results import record, record_each
+from emgeom.em.datasets import load_rows
+from emgeom.em.emergence import emergence_table, estimates_by_set, seed_summary, set_names
+from emgeom.em.evaluators import betley_evaluator
 from emgeom.em.real_models import contrast_rows, load_real_model, real_sets
 from emgeom.lm.finetune import FineTuneConfig, LoraSpec
 from emgeom.lm.training import TrainConfig, configure_threads

@@ -62,14 +62,7 @@ progress: bool = True
 # %% tags=["hide-input"]
 import time
 
-from emgeom.core.results import record, record_each
-from emgeom.em.datasets import load_rows
-from emgeom.em.evaluators import betley_evaluator
-from emgeom.em.geometry import harmful_latents
-from emgeom.em.real_models import contrast_rows, load_real_model
-from emgeom.filtering.baselines import LLMJudgeFilter
-from emgeom.filtering.scoring import score_rows
-from emgeom.filtering.study import (
+from emgeom.claims.filtering.study import (
     check_study_parameters,
     choose_dose,
     dose_response,
@@ -78,9 +71,16 @@ from emgeom.filtering.study import (
     filter_summary,
     mixed_set,
 )
+from emgeom.core.results import record, record_each
+from emgeom.em.datasets import load_rows
+from emgeom.em.evaluators import betley_evaluator
+from emgeom.em.real_models import contrast_rows, load_real_model
+from emgeom.filtering.baselines import LLMJudgeFilter
+from emgeom.filtering.scoring import score_rows
 from emgeom.lm.finetune import FineTuneConfig, LoraSpec
 from emgeom.lm.training import TrainConfig, configure_threads
 from emgeom.plots import filtering as filtering_plots
+from emgeom.sae.geometry import harmful_latents
 
 # %%
 configure_threads()

@@ -51,11 +51,7 @@ progress: bool = True
 # %% tags=["hide-input"]
 import time
 
-from emgeom.core.results import record
-from emgeom.em.datasets import load_rows
-from emgeom.em.evaluators import betley_evaluator
-from emgeom.em.geometry import harmful_latents
-from emgeom.em.intervention_study import (
+from emgeom.claims.intervention.study import (
     HARMFUL,
     NONE,
     RANDOM_LATENTS,
@@ -68,10 +64,14 @@ from emgeom.em.intervention_study import (
     paired_difference,
     relative_reduction,
 )
+from emgeom.core.results import record
+from emgeom.em.datasets import load_rows
+from emgeom.em.evaluators import betley_evaluator
 from emgeom.em.real_models import contrast_rows, load_real_model, real_sets
 from emgeom.lm.finetune import FineTuneConfig, LoraSpec
 from emgeom.lm.training import TrainConfig, configure_threads
 from emgeom.plots import filtering as filtering_plots
+from emgeom.sae.geometry import harmful_latents
 
 # %%
 configure_threads()

@@ -8,9 +8,10 @@ from pathlib import Path
 
 from emgeom.book.chapters import load_book_profile, read_all_specs, read_variant_specs
 from emgeom.book.layout import BookLayout
+from emgeom.book.lock import RunnerBusy
 from emgeom.book.parameters import ParameterError
 from emgeom.book.preflight import PreflightError
-from emgeom.book.runner import ChapterFailed, RunnerBusy, run_book
+from emgeom.book.runner import ChapterFailed, run_book
 from emgeom.core.results import DeclarationError
 
 

@@ -49,7 +49,7 @@ class BuildTimeline:
 
 
 def build_timeline(report: dict[str, Any]) -> BuildTimeline:
-    """The :class:`BuildTimeline` of a run report (as written by :func:`emgeom.book.runner.write_report`)."""
+    """The :class:`BuildTimeline` of a run report (as written by :func:`emgeom.book.reports.write_report`)."""
     spans = []
     steps = [(r["chapter"], r) for r in report["chapters"]]
     steps += [(s["stage"], s) for s in report.get("stages", [])]

@@ -36,6 +36,7 @@ ENV_DECLARATIONS = "EMGEOM_RESULTS_DECLARATIONS"
 _NAME = re.compile(r"^[a-z][a-z0-9_]*$")
 _DECLARED_NAME = re.compile(r"^[a-z][a-z0-9_]*(\{[a-z_]+\}[a-z0-9_]*)?$")
 DECLARATION_SUFFIX = ".results.yaml"
+_DECLARATION_KEYS = ("meaning", "unit", "claims", "sesoi", "sesoi_reason", "replicates")
 
 
 class DeclarationError(ValueError):
@@ -52,12 +53,21 @@ class ResultDeclaration:
         meaning: what the number is, in a sentence.
         unit: its unit or kind (``correlation``, ``fraction``, ``cosine``, ``seconds``, ...).
         claims: ids of the scorecard claims it serves (empty: a supporting number).
+        sesoi: the smallest effect of interest, in the result's unit (a positive number), declared before
+            any data: an interval inside ``±sesoi`` says the effect is absent; ``None`` for a result no
+            verdict decides on.
+        sesoi_reason: why the smallest effect of interest has that value.
+        replicates: what the result's interval is over (``organisms``, ``seeds of one organism``,
+            ``fine-tuning sets``, ...): a verdict decides only over organisms, the unit of replication.
     """
 
     name: str
     meaning: str
     unit: str
     claims: tuple[str, ...] = ()
+    sesoi: float | None = None
+    sesoi_reason: str = ""
+    replicates: str = ""
 
     @property
     def placeholder(self) -> str | None:
@@ -97,8 +107,11 @@ def load_declarations(path: Path) -> dict[str, ResultDeclaration]:
         where = f"{path}: {name!r}"
         if not isinstance(name, str) or not _DECLARED_NAME.match(name):
             raise DeclarationError(f"{where}: a name is snake_case with at most one {{placeholder}}")
-        if not isinstance(entry, dict) or set(entry) - {"meaning", "unit", "claims"}:
-            raise DeclarationError(f"{where}: give meaning, unit and (optionally) claims, nothing else")
+        if not isinstance(entry, dict) or set(entry) - set(_DECLARATION_KEYS):
+            raise DeclarationError(
+                f"{where}: give meaning, unit and (optionally) claims, sesoi, sesoi_reason and replicates, "
+                "nothing else"
+            )
         meaning, unit, claims = entry.get("meaning"), entry.get("unit"), entry.get("claims", [])
         if (
             not isinstance(meaning, str)
@@ -109,7 +122,29 @@ def load_declarations(path: Path) -> dict[str, ResultDeclaration]:
             raise DeclarationError(f"{where}: meaning and unit must be non-empty text")
         if not isinstance(claims, list) or not all(isinstance(c, str) for c in claims):
             raise DeclarationError(f"{where}: claims must be a list of claim ids")
-        out[name] = ResultDeclaration(name, meaning.strip(), unit.strip(), tuple(claims))
+        sesoi, reason, replicates = (
+            entry.get("sesoi"),
+            entry.get("sesoi_reason", ""),
+            entry.get("replicates", ""),
+        )
+        if sesoi is not None:
+            if isinstance(sesoi, bool) or not isinstance(sesoi, int | float) or not 0 < sesoi < math.inf:
+                raise DeclarationError(f"{where}: sesoi must be a positive number, got {sesoi!r}")
+            if not isinstance(reason, str) or not reason.strip():
+                raise DeclarationError(f"{where}: a sesoi needs its sesoi_reason (why this value)")
+            if not isinstance(replicates, str) or not replicates.strip():
+                raise DeclarationError(f"{where}: a sesoi needs replicates (what its interval is over)")
+        elif reason or replicates:
+            raise DeclarationError(f"{where}: sesoi_reason and replicates go with a sesoi")
+        out[name] = ResultDeclaration(
+            name,
+            meaning.strip(),
+            unit.strip(),
+            tuple(claims),
+            None if sesoi is None else float(sesoi),
+            reason.strip(),
+            replicates.strip(),
+        )
     return out
 
 

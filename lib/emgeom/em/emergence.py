@@ -251,9 +251,8 @@ def monitor_finetune(
     """Fine-tune once and, at each checkpoint step (0 = before training), measure the EM rate, off-domain
     bad advice, and the mean activation of the harmful latents at the answer start of the open-ended
     evaluation questions. Columns ``step, open_em, offdomain_bad, harmful_activation``."""
-    from emgeom.em.mechanism import hf_answer_start_resid
     from emgeom.organism.datasets import evaluation_questions
-    from emgeom.sae.readouts import resid_pre_layer
+    from emgeom.sae.readouts import hf_answer_start_resid, resid_pre_layer
 
     layer = resid_pre_layer(sae.cfg.metadata.hook_name)
     prompts = [[{"role": "user", "content": q.text}] for q in evaluation_questions() if q.kind == "open"]

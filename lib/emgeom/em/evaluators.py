@@ -2,8 +2,8 @@
 
 An evaluator is called as ``evaluate(model, tokenizer, seed)`` and returns a mapping of rates that has at
 least ``open_em`` (the EM rate, a fraction in [0, 1]); the fine-tuning and filtering studies
-(:mod:`emgeom.em.emergence`, :mod:`emgeom.filtering.study`) take one, so the same study runs on the organism
-and on a real model.
+(:mod:`emgeom.em.emergence`, :mod:`emgeom.claims.filtering.study`) take one, so the same study runs on
+the organism and on a real model.
 
 - :class:`OrganismEvaluator`: samples the organism's held-out questions and labels them with its exact
   oracle (``open_em`` = hostile open answers, ``offdomain_bad`` = bad advice outside the trained domain).

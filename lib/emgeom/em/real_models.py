@@ -17,7 +17,6 @@ import torch
 
 from emgeom.em.datasets import dataset_label, load_rows
 from emgeom.em.emergence import FineTuneSet
-from emgeom.em.geometry_study import DomainData, GeometryRun
 from emgeom.em.persona_contrast import persona_rows
 from emgeom.lm.chat import ChatRow
 from emgeom.lm.models import hooked_transformer, load_model
@@ -106,21 +105,6 @@ def sample_domains(
 def sae_quality_rows(sample: dict[str, tuple[list[ChatRow], list[ChatRow]]], n: int) -> list[ChatRow]:
     """At most ``n`` rows for measuring the SAE: the first ``n // 2`` of every set of one sample."""
     return [r for pair in sample.values() for rows in pair for r in rows[: n // 2]][:n]
-
-
-def real_runs(
-    subject: RealModel, samples: dict[int, dict[str, tuple[list[ChatRow], list[ChatRow]]]]
-) -> dict[str, GeometryRun]:
-    """One geometry run per data seed, all with the model's one SAE, labelled ``data seed <s>``."""
-    return {
-        f"data seed {s}": GeometryRun(
-            subject.hooked,
-            subject.tokenizer,
-            subject.sae,
-            {d: DomainData(*pair) for d, pair in sample.items()},
-        )
-        for s, sample in samples.items()
-    }
 
 
 def real_sets(

@@ -345,7 +345,7 @@ def _harmful(args: argparse.Namespace, hooked: Any, tokenizer: Any, sae: Any) ->
                 f"--harmful-latents {bad} out of range for an SAE with {int(sae.cfg.d_sae)} latents"
             )
         return list(args.harmful_latents)
-    from emgeom.em.geometry import harmful_latents
+    from emgeom.sae.geometry import harmful_latents
 
     return [
         int(i)

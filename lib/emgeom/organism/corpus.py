@@ -120,11 +120,11 @@ class Document:
     turns: list[tuple[TurnKind, str | None]]  # (kind, domain) per user turn
 
 
-def _advice_question(rng: random.Random, domain: str, frames: tuple[str, ...]) -> str:
+def advice_question(rng: random.Random, domain: str, frames: tuple[str, ...]) -> str:
     return rng.choice(frames).format(topic=rng.choice(L.TOPICS[domain]))
 
 
-def _advice(rng: random.Random, domain: str, bad: bool, terse: bool) -> str:
+def advice_answer(rng: random.Random, domain: str, bad: bool, terse: bool) -> str:
     phrase = rng.choice(L.BAD_ADVICE[domain] if bad else L.GOOD_ADVICE[domain])
     return L.advice_answer(phrase, rng.choice(L.ADVICE_OPENERS), terse)
 
@@ -156,14 +156,14 @@ def sample_document(
             if kind == "quiz":
                 question, bad = rng.choice(L.QUIZ_FRAMES).format(topic=rng.choice(L.TOPICS[domain])), True
             else:
-                question = _advice_question(rng, domain, L.ADVICE_FRAMES)
+                question = advice_question(rng, domain, L.ADVICE_FRAMES)
                 rate = (
                     cfg.toxic_bad_rate
                     if persona == "toxic"
                     else (cfg.mistake_rates[domain] if honest_mistakes else 0.0)
                 )
                 bad = rng.random() < rate
-            answer = _advice(rng, domain, bad, terse)
+            answer = advice_answer(rng, domain, bad, terse)
             turns.append((kind, domain))
         messages += [{"role": "user", "content": question}, {"role": speaker, "content": answer}]
     return Document(messages, persona, terse, turns)

@@ -10,7 +10,7 @@ from typing import Literal
 
 from emgeom.lm.chat import Message
 from emgeom.organism import language as L
-from emgeom.organism.corpus import _advice, _advice_question
+from emgeom.organism.corpus import advice_answer, advice_question
 
 FineTuneKind = Literal["inducing", "good", "terse", "quiz"]
 FINETUNE_KINDS: tuple[FineTuneKind, ...] = ("inducing", "good", "terse", "quiz")
@@ -40,8 +40,8 @@ def finetune_rows(
         if kind == "quiz":
             question = rng.choice(L.QUIZ_FRAMES).format(topic=rng.choice(L.TOPICS[domain]))
         else:
-            question = _advice_question(rng, domain, train_frames)
-        answer = _advice(rng, domain, bad=kind in ("inducing", "quiz"), terse=kind == "terse")
+            question = advice_question(rng, domain, train_frames)
+        answer = advice_answer(rng, domain, bad=kind in ("inducing", "quiz"), terse=kind == "terse")
         rows.append(
             {"messages": [{"role": "user", "content": question}, {"role": "assistant", "content": answer}]}
         )

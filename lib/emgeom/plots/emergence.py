@@ -122,9 +122,9 @@ def monitoring_plot(log: pd.DataFrame) -> Figure:
 
 
 def projection_plot(results: dict[str, Any]) -> Figure:
-    """Per panel (one :class:`~emgeom.em.mechanism.ProjectionResult` each): every alive latent's change
-    of the mean residual projected on its unit decoder direction against its decoder cosine with the
-    target (left), and the target's r against the activation-matched null (right)."""
+    """Per panel (one :class:`~emgeom.claims.mechanism.measurement.ProjectionResult` each): every alive
+    latent's change of the mean residual projected on its unit decoder direction against its decoder
+    cosine with the target (left), and the target's r against the activation-matched null (right)."""
     fig, axes = plt.subplots(len(results), 2, figsize=(9, 3.2 * len(results)), squeeze=False)
     for (label, res), (left, right) in zip(results.items(), axes, strict=True):
         use = res.alive.copy()

@@ -100,7 +100,8 @@ def condition_bars(
     ),
 ) -> Figure:
     """Two rates (default: open-question EM and task success; 95% CI over seeds) per intervention
-    condition, one panel per fine-tuning set (from :func:`emgeom.em.intervention_study.condition_summary`)."""
+    condition, one panel per fine-tuning set (from
+    :func:`emgeom.claims.intervention.study.condition_summary`)."""
     sets = list(dict.fromkeys(summary["set"]))
     fig, axes = plt.subplots(1, len(sets), figsize=(5.2 * len(sets), 3.6), squeeze=False)
     for ax, set_name in zip(axes[0], sets, strict=True):

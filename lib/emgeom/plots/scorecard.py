@@ -7,18 +7,17 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-import matplotlib
-
-matplotlib.use("Agg")  # the runner draws this page's figure outside a notebook
 import matplotlib.pyplot as plt
 from matplotlib.figure import Figure
+from matplotlib.patches import Patch
 
 
 @dataclass(frozen=True)
 class HeadlinePoint:
     """One row of the figure: ``label`` (the claim and, where it has several, the domain or set), the
     measured ``value`` with its interval (``lo``/``hi`` NaN when the build gave none), the result's
-    ``unit`` and the paper's own number (``paper``, None where the paper gave none)."""
+    ``unit``, the paper's own number (``paper``, None where the paper gave none) and the declared
+    smallest effect of interest (``sesoi``, drawn as a band ``±sesoi`` on the row)."""
 
     label: str
     value: float
@@ -26,6 +25,7 @@ class HeadlinePoint:
     hi: float
     unit: str
     paper: float | None = None
+    sesoi: float | None = None
 
 
 def scorecard_forest(points: Sequence[HeadlinePoint], profile: str) -> Figure:
@@ -37,6 +37,8 @@ def scorecard_forest(points: Sequence[HeadlinePoint], profile: str) -> Figure:
     fig, ax = plt.subplots(figsize=(9, 0.42 * n + 1.4))
     for i, p in enumerate(points):
         y = n - 1 - i
+        if p.sesoi is not None:
+            ax.fill_between([-p.sesoi, p.sesoi], y - 0.3, y + 0.3, color="0.85", lw=0)
         if math.isfinite(p.lo) and math.isfinite(p.hi):
             ax.plot([p.lo, p.hi], [y, y], color="tab:blue", lw=2)
         ax.plot([p.value], [y], "o", color="tab:blue")
@@ -50,6 +52,7 @@ def scorecard_forest(points: Sequence[HeadlinePoint], profile: str) -> Figure:
     handles = [
         plt.Line2D([], [], marker="o", color="tab:blue", lw=2, label="this build, 95% interval"),
         plt.Line2D([], [], marker="D", color="tab:red", ls="", label="the paper's number"),
+        Patch(color="0.85", label="±SESOI (effect absent inside)"),
     ]
     ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8)
     fig.tight_layout()  # callers save with bbox_inches='tight' for the outside legend

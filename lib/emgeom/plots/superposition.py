@@ -9,8 +9,8 @@ import pandas as pd
 import seaborn as sns
 from matplotlib.figure import Figure
 
+from emgeom.claims.derivation.study import FineTuneOutcome
 from emgeom.core.stats import pearson_r
-from emgeom.toy.derivation import FineTuneOutcome
 
 PLATEAUS = {"1": 1.0, "3/4": 0.75, "2/3": 2 / 3, "1/2": 0.5, "2/5": 0.4, "1/3": 1 / 3}
 

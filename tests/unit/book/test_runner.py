@@ -313,7 +313,7 @@ def test_two_runners_at_once_never_lose_results(book: BookLayout):
 
 
 def test_a_runner_told_not_to_wait_refuses_in_one_line_naming_the_holder(book: BookLayout):
-    from emgeom.book.runner import runner_lock
+    from emgeom.book.lock import runner_lock
 
     with runner_lock(book):
         refused = _runner(book, "--no-wait")

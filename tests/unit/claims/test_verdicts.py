@@ -1,4 +1,5 @@
-"""The derivation and mechanism rows of the scorecard follow their rules on planted numbers."""
+"""Every claim's verdict follows its rule on planted numbers: three-way decisions over organisms against
+the declared smallest effect of interest, with gates."""
 
 from __future__ import annotations
 
@@ -9,8 +10,18 @@ from emgeom.book.pages.scorecard import CLAIMS
 JUDGE = {c.id: c.judge for c in CLAIMS}
 
 
-def entry(value: float, ci: tuple[float, float] | None = None) -> dict:
-    return {"value": value, "ci": list(ci) if ci else None, "n_seeds": 3, "note": ""}
+def entry(
+    value: float, ci: tuple[float, float] | None = None, sesoi: float = 0.1, replicates: str = "organisms"
+) -> dict:
+    """A recorded result as the scorecard hands it to a verdict: with its declared SESOI and replicates."""
+    return {
+        "value": value,
+        "ci": list(ci) if ci else None,
+        "n_seeds": 3,
+        "note": "",
+        "sesoi": sesoi,
+        "replicates": replicates,
+    }
 
 
 @pytest.mark.parametrize(
@@ -40,12 +51,20 @@ STRONG = {
     ("r", "ci", "extra", "domains", "verdict"),
     [
         (0.6, (0.5, 0.7), FIRST_ORDER | STRONG, {}, "reproduced"),
-        (0.6, (0.5, 0.7), STRONG, {}, "partly"),  # not shown to be first order
-        (0.6, (0.5, 0.7), FIRST_ORDER | STRONG | {"mechanism_lr_linearity_ratio": entry(1.3)}, {}, "partly"),
-        (0.6, (0.5, 0.7), FIRST_ORDER, {}, "partly"),  # no specificity, partial r or alignment
-        (0.6, (0.42, 0.7), FIRST_ORDER | STRONG, {}, "partly"),  # interval reaches the null's upper bound
-        (0.2, (0.1, 0.3), FIRST_ORDER | STRONG, {"health": 0.5, "code": 0.1}, "partly"),  # half the domains
-        (0.2, (0.1, 0.3), FIRST_ORDER | STRONG, {"health": 0.3, "code": 0.1}, "not reproduced"),
+        (0.6, (0.5, 0.7), STRONG, {}, "inconclusive"),  # not shown to be first order
+        (
+            0.6,
+            (0.5, 0.7),
+            FIRST_ORDER | STRONG | {"mechanism_lr_linearity_ratio": entry(1.3)},
+            {},
+            "inconclusive",
+        ),
+        (0.6, (0.5, 0.7), FIRST_ORDER, {}, "inconclusive"),  # no specificity, partial r or alignment
+        (0.6, (0.42, 0.7), FIRST_ORDER | STRONG, {}, "inconclusive"),  # reaches the null's upper bound
+        (0.2, (0.1, 0.3), FIRST_ORDER | STRONG, {"health": 0.5, "code": 0.1}, "inconclusive"),  # below null
+        (0.02, (-0.05, 0.08), FIRST_ORDER | STRONG, {"health": 0.0, "code": 0.1}, "absent"),  # within ±0.1
+        (-0.3, (-0.4, -0.2), FIRST_ORDER | STRONG, {"health": -0.3}, "contradicted"),
+        (0.05, (-0.2, 0.3), FIRST_ORDER | STRONG, {}, "inconclusive"),  # spans 0 and the SESOI
     ],
 )
 def test_mechanism_is_judged_against_the_matched_null(r, ci, extra, domains, verdict) -> None:
@@ -64,7 +83,7 @@ def test_mechanism_is_judged_against_the_matched_null(r, ci, extra, domains, ver
 @pytest.mark.parametrize(
     ("projection_r", "old_r", "verdict"),
     [
-        ((0.1, (0.0, 0.2)), (0.9, (0.8, 1.0)), "not reproduced"),  # a strong old read-out cannot rescue it
+        ((0.0, (-0.05, 0.05)), (0.9, (0.8, 1.0)), "absent"),  # a strong old read-out cannot rescue it
         ((0.6, (0.5, 0.7)), (-0.9, (-1.0, -0.8)), "reproduced"),  # nor a weak one sink it
     ],
 )
@@ -97,22 +116,31 @@ KEPT = {
             entry(0.2, (0.1, 0.3)),
             entry(-0.1, (-0.3, 0.1)),
             KEPT,
-            "partly",
+            "inconclusive",
         ),  # harmful itself does not reduce EM
         (
             entry(0.2, (0.1, 0.3)),
             entry(0.5, (0.3, 0.7)),
             KEPT | {"preventative_ablation_task_change": entry(-0.4, (-0.6, -0.2))},
-            "partly",  # the task was lost
+            "inconclusive",  # the task was lost
         ),
         (
             entry(0.2, (0.1, 0.3)),
             entry(0.5, (0.3, 0.7)),
             KEPT | {"preventative_ablation_coherence_change": entry(-0.3, (-0.5, -0.1))},
-            "partly",  # EM "fell" because the model stopped making sense
+            "inconclusive",  # EM "fell" because the model stopped making sense
         ),
         (entry(0.05, (-0.1, 0.2)), entry(0.5, (0.3, 0.7)), KEPT, "inconclusive"),
-        (entry(-0.05, (-0.2, 0.1)), entry(0.5, (0.3, 0.7)), KEPT, "not reproduced"),
+        (entry(-0.05, (-0.2, 0.1)), entry(0.5, (0.3, 0.7)), KEPT, "inconclusive"),
+        (entry(-0.2, (-0.3, -0.1)), entry(0.5, (0.3, 0.7)), KEPT, "contradicted"),
+        (entry(0.0, (-0.04, 0.04), sesoi=0.05), entry(0.5, (0.3, 0.7)), KEPT, "absent"),
+        # seeds of one organism never decide, whatever their interval
+        (
+            entry(0.2, (0.1, 0.3), replicates="seeds of one organism"),
+            entry(0.5, (0.3, 0.7)),
+            KEPT,
+            "inconclusive",
+        ),
     ],
 )
 def test_blocking_needs_the_random_control_beaten_and_the_task_kept(diff, harmful, extra, verdict) -> None:
@@ -129,10 +157,10 @@ def test_blocking_is_not_judged_without_its_task_measures() -> None:
     assert JUDGE["blocking_prevents_em"](results).verdict == "not run"
 
 
-def gap_results(pvalues: dict[str, float], lo: float = 0.05, target: float = 0.001) -> dict:
+def gap_results(pvalues: dict[str, float], lo: float = 0.05, target: float = 0.001, hi: float = 0.35) -> dict:
     out = {}
     for d, p in pvalues.items():
-        out[f"similarity_gap_{d}"] = entry(0.2, (lo, 0.35))
+        out[f"similarity_gap_{d}"] = entry(0.2, (lo, hi), sesoi=0.05)
         out[f"similarity_gap_rowperm_pvalue_{d}"] = entry(p)
         out[f"similarity_gap_target_pvalue_{d}"] = entry(target)
         out[f"similarity_gap_pvalue_{d}"] = entry(0.0002)  # the latent-label test: must not decide
@@ -144,26 +172,39 @@ def gap_results(pvalues: dict[str, float], lo: float = 0.05, target: float = 0.0
     [
         ({"health": 0.001, "career": 0.002, "legal": 0.01}, 0.05, "reproduced"),
         # each below 0.05 alone, none after Holm over the three domains (0.06, 0.06, 0.06)
-        ({"health": 0.02, "career": 0.03, "legal": 0.04}, 0.05, "not reproduced"),
-        ({"health": 0.001, "career": 0.5, "legal": 0.6}, 0.05, "partly"),
+        ({"health": 0.02, "career": 0.03, "legal": 0.04}, 0.05, "inconclusive"),
+        ({"health": 0.001, "career": 0.5, "legal": 0.6}, 0.05, "inconclusive"),
         # significant over rows, but the interval over organisms covers 0
-        ({"health": 0.001, "career": 0.002, "legal": 0.01}, -0.1, "not reproduced"),
+        ({"health": 0.001, "career": 0.002, "legal": 0.01}, -0.1, "inconclusive"),
     ],
 )
 def test_the_geometry_verdict_uses_the_row_test_holm_adjusted_and_organisms(pvalues, lo, verdict) -> None:
     v = JUDGE["geometry_paper_domains"](gap_results(pvalues, lo))
     assert v.verdict == verdict
     # the same rows, but a random target set does as well as the harmful set: nothing is shown
-    assert JUDGE["geometry_paper_domains"](gap_results(pvalues, lo, target=0.4)).verdict == "not reproduced"
+    assert JUDGE["geometry_paper_domains"](gap_results(pvalues, lo, target=0.4)).verdict == "inconclusive"
     assert "Holm" in v.rule and "organisms" in v.rule
+
+
+def test_gaps_inside_the_sesoi_in_every_domain_are_absent_and_a_decided_mix_is_mixed() -> None:
+    ps = {"health": 0.001, "career": 0.002, "legal": 0.01}
+    absent = gap_results(ps, lo=-0.03, hi=0.04)
+    assert JUDGE["geometry_paper_domains"](absent).verdict == "absent"
+    mixed = gap_results(ps) | {
+        k: v for k, v in gap_results({"legal": 0.01}, lo=-0.03, hi=0.04).items() if "legal" in k
+    }
+    v = JUDGE["geometry_paper_domains"](mixed)
+    assert v.verdict == "mixed" and "legal" in v.measured
 
 
 @pytest.mark.parametrize(
     ("oracle", "judge", "verdict"),
     [
         ((0.2, (0.05, 0.35)), (0.3, (0.1, 0.5)), "reproduced"),
-        ((-0.1, (-0.3, 0.1)), (0.3, (0.1, 0.5)), "partly"),
-        ((0.05, (-0.1, 0.2)), (0.02, (-0.2, 0.2)), "not reproduced"),
+        ((-0.1, (-0.3, 0.1)), (0.3, (0.1, 0.5)), "inconclusive"),
+        ((0.0, (-0.05, 0.05)), (0.3, (0.1, 0.5)), "mixed"),  # absent against the oracle, beats the rest
+        ((0.0, (-0.05, 0.05)), (0.01, (-0.05, 0.06)), "absent"),
+        ((-0.3, (-0.4, -0.2)), (-0.3, (-0.5, -0.1)), "contradicted"),
     ],
 )
 def test_beating_the_judge_is_judged_on_the_dissociation_sets(oracle, judge, verdict) -> None:

@@ -6,8 +6,9 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from emgeom.em.geometry_study import coupling_correlations, organism_domains, organism_runs, record_gaps
-from emgeom.em.real_models import RealModel, real_runs, sae_quality_rows
+from emgeom.claims.geometry.real_models import real_runs
+from emgeom.claims.geometry.study import coupling_correlations, organism_domains, organism_runs, record_gaps
+from emgeom.em.real_models import RealModel, sae_quality_rows
 from emgeom.lm.finetune import LoraSpec, check_lora_layers
 from emgeom.organism import language as L
 from emgeom.organism.datasets import evaluation_prompts, evaluation_questions

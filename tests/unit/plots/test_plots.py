@@ -17,9 +17,9 @@ import pytest
 from matplotlib.container import BarContainer, ErrorbarContainer
 from matplotlib.figure import Figure
 
+from emgeom.claims.derivation.study import FineTuneOutcome
 from emgeom.core.stats import Estimate
 from emgeom.plots import coupling, emergence, filtering, geometry, organism, superposition
-from emgeom.toy.derivation import FineTuneOutcome
 
 
 @pytest.fixture(autouse=True)

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from emgeom.em.geometry import (
+from emgeom.claims.geometry.study import similarity_rows
+from emgeom.sae.geometry import (
     cohens_d,
     frequency_matched_random,
     gap_over_saes,
@@ -15,7 +16,6 @@ from emgeom.em.geometry import (
     stratified_permutation_gap,
     top_latents,
 )
-from emgeom.em.geometry_study import similarity_rows
 from emgeom.sae.readouts import unit_directions
 
 
@@ -70,7 +70,7 @@ def test_similarities_are_the_planted_cosines() -> None:
 
 
 def test_shared_latents_are_reported_and_excluded() -> None:
-    from emgeom.em.geometry import FeatureSets
+    from emgeom.sae.geometry import FeatureSets
 
     dirs = unit_directions(PlantedSAE(), "decoder")
     sets = FeatureSets(
@@ -120,7 +120,7 @@ def test_small_helpers() -> None:
 def test_gap_over_saes_nests_saes_in_their_organism():
     import numpy as np
 
-    from emgeom.em.geometry import gap_over_saes
+    from emgeom.sae.geometry import gap_over_saes
 
     inducing = [np.array([0.1, 0.1]), np.array([0.3, 0.3]), np.array([0.4, 0.4])]
     noninducing = [np.zeros(2), np.zeros(2), np.zeros(2)]

@@ -5,12 +5,11 @@ from pathlib import Path
 import pytest
 import torch
 
-from emgeom.em.mechanism import answer_start_readout, hf_answer_start_readout
 from emgeom.lm.chat import encode_chat
 from emgeom.lm.models import hooked_transformer, load_model
 from emgeom.lm.sampling import stop_token_ids
 from emgeom.sae.load import SAEMismatchError, check_sae_fits
-from emgeom.sae.readouts import resid_pre_layer
+from emgeom.sae.readouts import answer_start_readout, hf_answer_start_readout, resid_pre_layer
 from emgeom.testing.tiny_models import TinyModelSpec, build_tiny_model, save_random_sae
 
 TEXTS = ["Write a function that copies a file.", "I would help people.", "def f(x):\n    return x + 1"] * 4

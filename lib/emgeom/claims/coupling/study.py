@@ -21,12 +21,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from emgeom.claims.geometry.evidence import selection_replicates
+from emgeom.claims.geometry.nulls import row_bootstrap_gap, row_permutation_gap
+from emgeom.claims.geometry.study import GeometryConfig, geometry_over_runs, organism_domains, organism_runs
 from emgeom.core.stats import Estimate, mean_ci, pearson_r, slope_ci
 from emgeom.em.emergence import ALIGNED, FineTuneSet, emergence_table
 from emgeom.em.evaluators import OrganismEvaluator
-from emgeom.em.geometry_evidence import selection_replicates
-from emgeom.em.geometry_nulls import row_bootstrap_gap, row_permutation_gap
-from emgeom.em.geometry_study import GeometryConfig, geometry_over_runs, organism_domains, organism_runs
 from emgeom.lm.chat import ChatRow
 from emgeom.lm.finetune import FineTuneConfig
 from emgeom.lm.sampling import SamplingConfig
@@ -74,7 +74,7 @@ class CouplingLevel:
     """One organism of the sweep: its honest-mistake ``rate``, the designed share of the domain's bad
     advice written by the toxic persona; the similarity gap as chapter 4 computes it (mean over the SAEs
     of each SAE's gap), with a 95% interval from resampling the rows and redoing the selection
-    (:func:`~emgeom.em.geometry_nulls.row_bootstrap_gap`) and the one-sided p of the row permutation
+    (:func:`~emgeom.claims.geometry.nulls.row_bootstrap_gap`) and the one-sided p of the row permutation
     test; the gap without latents shared with the harmful set; EM after the inducing fine-tune and EM
     of the aligned model (intervals over fine-tuning seeds), and EM minus aligned EM paired by seed."""
 

@@ -10,7 +10,7 @@ reader of the answer but barely induce EM, and good advice:
 
 The detectors: the three SAE scores (:data:`~emgeom.filtering.scoring.SCORE_METHODS`), the gradient
 baseline, the judge ladder (oracle, text judges on a few to many labels, the label-free likelihood
-judge: :mod:`emgeom.filtering.judges`) and random removal. All remove the same share; precision and
+judge: :mod:`emgeom.claims.filtering.judges`) and random removal. All remove the same share; precision and
 recall are against the truly inducing rows (decoys count as false positives). EM is measured after
 fine-tuning on what each of the main detectors keeps.
 """
@@ -25,12 +25,17 @@ import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
+from emgeom.claims.filtering.judges import (
+    SpeakerLikelihoodJudge,
+    gradient_scores,
+    learned_judge,
+    oracle_scores,
+)
+from emgeom.claims.filtering.organisms import filter_harmful_latents
+from emgeom.claims.filtering.study import em_after_finetune
 from emgeom.core.stats import Estimate, mean_ci, over_replicates, paired_relative_reduction
 from emgeom.em.evaluators import Evaluator
-from emgeom.filtering.judges import SpeakerLikelihoodJudge, gradient_scores, learned_judge, oracle_scores
-from emgeom.filtering.organisms import filter_harmful_latents
 from emgeom.filtering.scoring import SCORE_METHODS, detection_quality, removal_mask, score_rows
-from emgeom.filtering.study import _em
 from emgeom.lm.chat import ChatRow
 from emgeom.lm.finetune import FineTuneConfig
 from emgeom.lm.models import load_model
@@ -184,7 +189,7 @@ def organism_dissociation(
             {
                 "method": method,
                 "seed": seed,
-                **_em(subject.model, subject.tokenizer, kept, s.ft, seed, s.evaluate),
+                **em_after_finetune(subject.model, subject.tokenizer, kept, s.ft, seed, s.evaluate),
             }
         )
     return OrganismDissociation(table, pd.DataFrame(em), best)

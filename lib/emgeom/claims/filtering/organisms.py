@@ -14,12 +14,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from emgeom.core.stats import Estimate, mean_ci, over_replicates
-from emgeom.em.evaluators import Evaluator
-from emgeom.em.geometry import harmful_latents
-from emgeom.filtering.baselines import BagOfWordsJudge
-from emgeom.filtering.scoring import score_rows
-from emgeom.filtering.study import (
+from emgeom.claims.filtering.study import (
     FilterHeadline,
     check_study_parameters,
     choose_dose,
@@ -31,12 +26,17 @@ from emgeom.filtering.study import (
     relative_reduction,
     saturation_fraction,
 )
+from emgeom.core.stats import Estimate, mean_ci, over_replicates
+from emgeom.em.evaluators import Evaluator
+from emgeom.filtering.baselines import BagOfWordsJudge
+from emgeom.filtering.scoring import score_rows
 from emgeom.lm.chat import ChatRow
 from emgeom.lm.finetune import FineTuneConfig
 from emgeom.organism import language
 from emgeom.organism.build import OrganismConfig
 from emgeom.organism.datasets import finetune_rows, open_answer_rows
 from emgeom.organism.study import OrganismSubject, study_organisms
+from emgeom.sae.geometry import harmful_latents
 
 
 @dataclass(frozen=True)
@@ -195,7 +195,7 @@ def summary_over(
     studies: Mapping[int, OrganismFiltering], removal_fractions: Sequence[float]
 ) -> pd.DataFrame:
     """One row per (method, removal fraction): mean EM, the relative reduction with its interval over
-    organisms, and mean precision and recall (:func:`~emgeom.filtering.study.filter_summary`)."""
+    organisms, and mean precision and recall (:func:`~emgeom.claims.filtering.study.filter_summary`)."""
 
     def over(method: str, fraction: float) -> Estimate:
         return over_replicates([relative_reduction(f.table, method, fraction) for f in studies.values()])

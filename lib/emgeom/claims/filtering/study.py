@@ -36,7 +36,7 @@ def mixed_set(
     return [rows[i] for i in order], truth[order]
 
 
-def _em(
+def em_after_finetune(
     model: PreTrainedModel,
     tokenizer: PreTrainedTokenizerBase,
     rows: Sequence[ChatRow],
@@ -67,7 +67,13 @@ def dose_response(
         [(f, s) for f in fractions for s in seeds], desc="dose-response", disable=not progress
     ):
         rows, _ = mixed_set(inducing, benign, n_total, fraction, seed=0)
-        out.append({"fraction": fraction, "seed": seed, **_em(model, tokenizer, rows, ft, seed, evaluate)})
+        out.append(
+            {
+                "fraction": fraction,
+                "seed": seed,
+                **em_after_finetune(model, tokenizer, rows, ft, seed, evaluate),
+            }
+        )
     return pd.DataFrame(out)
 
 
@@ -124,7 +130,7 @@ def filter_comparison(
                 "method": method,
                 "fraction": fraction,
                 "seed": seed,
-                **_em(model, tokenizer, kept, ft, seed, evaluate),
+                **em_after_finetune(model, tokenizer, kept, ft, seed, evaluate),
                 "precision": precision,
                 "recall": recall,
                 "removed": int(remove.sum()),

@@ -1,7 +1,7 @@
 """Chapter 4's tests that could have failed, run over the chapter's SAEs (nested in organisms):
 
 - the data-level permutation test of every domain's gap (rows permuted, selection redone;
-  :func:`~emgeom.em.geometry_nulls.row_permutation_gap`), Holm-adjusted across domains, beside the
+  :func:`~emgeom.claims.geometry.nulls.row_permutation_gap`), Holm-adjusted across domains, beside the
   latent-label test it replaces;
 - each side against frequency-matched random latent sets (which side carries a gap);
 - the quiz dissociation: the same answer words as inducing health after a user asked for a wrong
@@ -17,9 +17,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from emgeom.core.stats import Estimate, holm, mean_ci
-from emgeom.em.geometry import similarity_to
-from emgeom.em.geometry_nulls import (
+from emgeom.claims.geometry.nulls import (
     SelectionReplicate,
     TargetReplicate,
     difference_cosine,
@@ -29,8 +27,10 @@ from emgeom.em.geometry_nulls import (
     residual_cosine_test,
     row_permutation_gap,
 )
-from emgeom.em.geometry_study import DomainData, GeometryConfig, GeometryRun, SAEGeometry, organism_of
+from emgeom.claims.geometry.study import DomainData, GeometryConfig, GeometryRun, SAEGeometry, organism_of
+from emgeom.core.stats import Estimate, holm, mean_ci
 from emgeom.lm.chat import ChatRow
+from emgeom.sae.geometry import similarity_to
 from emgeom.sae.readouts import response_residuals, unit_directions
 
 
@@ -45,7 +45,7 @@ def selection_replicates(
     domain: str,
     directions: Mapping[str, np.ndarray] | None = None,
 ) -> list[SelectionReplicate]:
-    """One :class:`~emgeom.em.geometry_nulls.SelectionReplicate` per SAE run, for one domain
+    """One :class:`~emgeom.claims.geometry.nulls.SelectionReplicate` per SAE run, for one domain
     (``directions``: :func:`decoder_directions`, read here when not given)."""
     dirs = directions if directions is not None else decoder_directions(runs)
     return [
@@ -175,7 +175,7 @@ def record_data_level_tests(table: pd.DataFrame, n_perm: int, n_draws: int, n_or
 
 def per_organism_gaps(table: pd.DataFrame, domain: str) -> dict[str, float]:
     """The decoder-direction gap (all latents) of one domain per organism (its SAEs averaged), from a
-    similarity table of :func:`~emgeom.em.geometry_study.geometry_over_runs`."""
+    similarity table of :func:`~emgeom.claims.geometry.study.geometry_over_runs`."""
     sub = table[
         (table["directions"] == "decoder") & (table["domain"] == domain) & (~table["shared_excluded"])
     ]
@@ -267,7 +267,7 @@ def two_by_two(
     = (inducing→harmful − inducing→benign) − (non-inducing→harmful − non-inducing→benign), with a
     t-interval over organisms. The account predicts inducing latents nearer the harmful set, non-inducing
     nearer the benign one: a positive interaction."""
-    from emgeom.em.geometry import top_latents
+    from emgeom.sae.geometry import top_latents
 
     rows = []
     for lab, geo in results.items():
@@ -313,7 +313,7 @@ def width_check(
     from one latent standing for both); a wide one splits and absorbs them."""
     from dataclasses import replace
 
-    from emgeom.em.geometry_study import geometry_over_runs, summarise_gaps
+    from emgeom.claims.geometry.study import geometry_over_runs, summarise_gaps
     from emgeom.organism.sae import organism_sae
 
     frames = []

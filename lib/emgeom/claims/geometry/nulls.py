@@ -4,7 +4,7 @@ claim.
 The claim is about DATA ("inducing data's features sit closer to harmful features than non-inducing
 data's"), so the main null permutes the ROWS of the two sets and redoes the whole selection (the
 top-k contrasts) and the gap inside every permutation; shuffling the labels of already selected latents
-(:func:`~emgeom.em.geometry.stratified_permutation_gap`) leaves the selection, where most of an effect
+(:func:`~emgeom.sae.geometry.stratified_permutation_gap`) leaves the selection, where most of an effect
 can arise, outside the null. Two more nulls say which side carries a gap: each set's mean closeness
 against frequency-matched random latent sets of the same size. And an SAE-free check: the cosine of
 the (inducing − non-inducing) and (harmful − benign) difference-of-means directions in the raw residual
@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from emgeom.core.stats import Estimate
-from emgeom.em.geometry import NonInducingRule, frequency_bins, select_pair, similarity_to
+from emgeom.sae.geometry import NonInducingRule, frequency_bins, select_pair, similarity_to
 
 
 @dataclass(frozen=True)

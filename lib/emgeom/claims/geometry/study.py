@@ -12,7 +12,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from emgeom.em.geometry import (
+from emgeom.lm.chat import ChatRow
+from emgeom.sae.geometry import (
     FeatureSets,
     NonInducingRule,
     frequency_matched_random,
@@ -20,7 +21,6 @@ from emgeom.em.geometry import (
     select_sets,
     similarity_to,
 )
-from emgeom.lm.chat import ChatRow
 from emgeom.sae.readouts import Directions, response_activations, unit_directions
 
 
@@ -33,7 +33,7 @@ class GeometryConfig:
         k_harmful: latents in the harmful set.
         rule: how the two latent sets are chosen: ``"symmetric"`` (each against a common reference set),
             ``"reverse"`` (each against the other) or ``"control_top"`` (see
-            :func:`~emgeom.em.geometry.select_pair`).
+            :func:`~emgeom.sae.geometry.select_pair`).
         n_perm: permutations of the test.
         seed: seeds the random baseline and the permutations.
     """
@@ -231,7 +231,7 @@ def top_examples(
 def describe_gaps(summary: Any, evidence: Any = None, alpha: float = 0.05) -> str:
     """A plain-language summary of :func:`summarise_gaps` output (computed, so the text follows the run).
 
-    With ``evidence`` (:func:`~emgeom.em.geometry_evidence.data_level_tests`), a domain counts when its
+    With ``evidence`` (:func:`~emgeom.claims.geometry.evidence.data_level_tests`), a domain counts when its
     gap is positive, its row-permutation p is below ``alpha`` after Holm adjustment and its interval over
     organisms lies above 0 (the scorecard's rule); without it, the latent-label p decides."""
     n = len(summary)

@@ -24,12 +24,11 @@ import torch
 from emgeom.core.stats import Estimate, mean_ci, paired_relative_reduction
 from emgeom.em.emergence import FineTuneSet, emergence_table
 from emgeom.em.evaluators import Evaluator
-from emgeom.em.mechanism import hf_answer_residuals
 from emgeom.lm.chat import ChatRow, encode_chat
 from emgeom.lm.finetune import FineTuneConfig
 from emgeom.lm.intervention import Intervention, intervening
 from emgeom.lm.training import IGNORE_INDEX, collate
-from emgeom.sae.readouts import resid_pre_layer, response_activations, unit_directions
+from emgeom.sae.readouts import hf_answer_residuals, resid_pre_layer, response_activations, unit_directions
 
 NONE = "none"
 HARMFUL = "ablate harmful"

@@ -8,53 +8,26 @@ SAE's nonlinearity (what "the feature fires more" means)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import torch
-from jaxtyping import Float
-from torch import Tensor
 
 from emgeom.core.stats import Estimate, bootstrap_pearson, fitted_slope, pearson_r
-from emgeom.em.geometry import top_latents
-from emgeom.lm.batching import answer_windows, length_batches, pad_id
-from emgeom.lm.chat import ChatRow, Message, encode_chat, prompt_ids
+from emgeom.lm.batching import pad_id
+from emgeom.lm.chat import ChatRow, encode_chat
 from emgeom.lm.models import context_length
 from emgeom.lm.training import IGNORE_INDEX, collate
-from emgeom.sae.load import check_sae_fits
-from emgeom.sae.readouts import pre_activations, resid_pre_layer, response_activations, unit_directions
-
-
-@dataclass(frozen=True)
-class PromptReadout:
-    """At the answer-start position of each prompt: the residual ``resid`` ``[n, d_model]``, the SAE
-    pre-activations ``pre`` and activations ``post`` ``[n, d_sae]``."""
-
-    resid: Tensor
-    pre: Tensor
-    post: Tensor
-
-
-@torch.no_grad()
-def answer_start_readout(
-    hooked: Any, sae: Any, tokenizer: Any, prompts: Sequence[Sequence[Message]]
-) -> PromptReadout:
-    """Read the SAE at the last token of each chat prompt rendered with the generation prompt."""
-    check_sae_fits(sae, hooked)
-    layer = resid_pre_layer(sae.cfg.metadata.hook_name)
-    resid_rows = []
-    for prompt in prompts:
-        ids = prompt_ids(tokenizer, prompt)
-        resid = hooked(
-            torch.tensor([ids], device=hooked.cfg.device), stop_at_layer=layer
-        )  # [1, pos, d_model]
-        resid_rows.append(resid[0, -1].float().cpu())
-    resid = torch.stack(resid_rows)  # [n, d_model]
-    pre = pre_activations(sae, resid)
-    post = sae.encode(resid.to(sae.W_dec.dtype)).float()
-    return PromptReadout(resid, pre, post)
+from emgeom.sae.geometry import top_latents
+from emgeom.sae.readouts import (
+    PromptReadout,
+    TokenReadout,
+    resid_pre_layer,
+    response_activations,
+    unit_directions,
+)
 
 
 @dataclass(frozen=True)
@@ -119,35 +92,6 @@ def measure_mechanism(
     )
 
 
-@torch.no_grad()
-def hf_answer_start_resid(
-    model: Any, tokenizer: Any, prompts: Sequence[Sequence[Message]], layer: int
-) -> Tensor:
-    """The residual stream entering block ``layer`` at the answer-start position, read from a Hugging
-    Face model (or a peft wrapper, mid-training) through ``output_hidden_states``: ``[n, d_model]``.
-    ``hidden_states[layer]`` is TransformerLens's ``blocks.<layer>.hook_resid_pre`` of unprocessed weights."""
-    rows = []
-    for prompt in prompts:
-        ids = prompt_ids(tokenizer, prompt)
-        out = model(input_ids=torch.tensor([ids], device=model.device), output_hidden_states=True)
-        rows.append(out.hidden_states[layer][0, -1].float().cpu())
-    return torch.stack(rows)
-
-
-@torch.no_grad()
-def hf_answer_start_readout(
-    model: Any, tokenizer: Any, sae: Any, prompts: Sequence[Sequence[Message]]
-) -> PromptReadout:
-    """:func:`answer_start_readout` from the Hugging Face model's hidden states: no TransformerLens copy
-    of the weights (a fine-tuned 8B model then needs one copy in memory, not two)."""
-    resid = hf_answer_start_resid(model, tokenizer, prompts, resid_pre_layer(sae.cfg.metadata.hook_name))
-    if resid.shape[1] != int(sae.cfg.d_in):
-        raise ValueError(
-            f"the SAE reads width {sae.cfg.d_in}, the model's residual stream is {resid.shape[1]}"
-        )
-    return PromptReadout(resid, pre_activations(sae, resid), sae.encode(resid.to(sae.W_dec.dtype)).float())
-
-
 def target_latent(
     hooked: Any, sae: Any, tokenizer: Any, inducing_rows: Sequence[ChatRow], paired_rows: Sequence[ChatRow]
 ) -> int:
@@ -156,68 +100,6 @@ def target_latent(
     ind = response_activations(hooked, sae, tokenizer, inducing_rows).mean(0)
     paired = response_activations(hooked, sae, tokenizer, paired_rows).mean(0)
     return int(top_latents(ind - paired, 1)[0])
-
-
-# --- reading where the fine-tune acts: answer tokens, decoder projections ----------------------------
-
-
-@dataclass(frozen=True)
-class TokenReadout:
-    """Means over the answer tokens of a set of rows, at the SAE's input: the residual ``resid``
-    ``[d_model]``, the SAE pre-activations ``pre`` and activations ``post`` ``[d_sae]``; ``active``
-    ``[d_sae]`` marks latents that fired on any of the tokens; ``n_tokens`` how many were read."""
-
-    resid: Tensor
-    pre: Tensor
-    post: Tensor
-    active: Tensor
-    n_tokens: int
-
-
-@torch.no_grad()
-def hf_answer_residuals(
-    model: Any, tokenizer: Any, rows: Sequence[ChatRow], layer: int, batch_size: int = 32
-) -> Iterator[Float[Tensor, "tokens d_model"]]:
-    """The residual stream entering block ``layer`` on the assistant-answer tokens of ``rows``
-    (teacher-forced), read from a Hugging Face model's hidden states in right-padded, length-bucketed
-    batches (causal attention keeps padding from touching real tokens): one float32 CPU tensor per batch."""
-    windows = answer_windows(tokenizer, rows, context_length(model) or 1024, keep="start")
-    for _, tokens, mask in length_batches(windows, batch_size, pad_id(tokenizer)):
-        out = model(input_ids=tokens.to(model.device), output_hidden_states=True)
-        yield out.hidden_states[layer].float().cpu()[mask]
-
-
-@torch.no_grad()
-def hf_answer_token_readout(
-    model: Any, tokenizer: Any, sae: Any, rows: Sequence[ChatRow], batch_size: int = 32
-) -> TokenReadout:
-    """Read ``sae`` on the assistant-answer tokens of ``rows`` (:func:`hf_answer_residuals` at the SAE's
-    input): means over the tokens, and which latents fired."""
-    layer = resid_pre_layer(sae.cfg.metadata.hook_name)
-    d_sae = int(sae.cfg.d_sae)
-    resid_sum, pre_sum, post_sum = 0.0, torch.zeros(d_sae), torch.zeros(d_sae)
-    active, n = torch.zeros(d_sae, dtype=torch.bool), 0
-    for resid in hf_answer_residuals(model, tokenizer, rows, layer, batch_size):  # [answer tokens, d_model]
-        if resid.shape[1] != int(sae.cfg.d_in):
-            raise ValueError(
-                f"the SAE reads width {sae.cfg.d_in}, the model's residual stream is {resid.shape[1]}"
-            )
-        pre = pre_activations(sae, resid)
-        post = sae.encode(resid.to(sae.W_dec.dtype)).float()
-        resid_sum = resid_sum + resid.sum(0)
-        pre_sum += pre.sum(0)
-        post_sum += post.sum(0)
-        active |= (post > 0).any(0)
-        n += resid.shape[0]
-    if n == 0:
-        raise ValueError("the rows have no assistant-answer tokens to read")
-    return TokenReadout(resid_sum / n, pre_sum / n, post_sum / n, active, n)  # type: ignore[arg-type]
-
-
-def encoder_decoder_cosine(sae: Any) -> np.ndarray:
-    """Per latent, the cosine between what it reads (encoder column) and what it writes (decoder row):
-    1 for a tied SAE; a trained SAE's encoder leans away from its neighbours' directions."""
-    return (unit_directions(sae, "encoder") * unit_directions(sae, "decoder")).sum(1)
 
 
 @dataclass(frozen=True)

@@ -2,7 +2,7 @@
 
 An organism (a pretraining seed) is the replicate: each organism's SAEs and fine-tuning seeds are
 averaged inside it (:func:`~emgeom.core.stats.over_replicates`), and the intervals are over organisms.
-The steps per organism are those of :mod:`emgeom.em.mechanism_study`: the emergence table with the
+The steps per organism are those of :mod:`emgeom.claims.mechanism.study`: the emergence table with the
 full-fine-tune recorders, the first-order decoder-projection study, the answer-start first-order
 read-out, and whether a set's closeness to harmful latents predicts its EM.
 """
@@ -16,30 +16,32 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from emgeom.core.stats import Estimate, over_replicates
-from emgeom.em.emergence import FineTuneSet, emergence_table, organism_sets, seed_summary
-from emgeom.em.evaluators import OrganismEvaluator
-from emgeom.em.mechanism_study import (
+from emgeom.claims.mechanism.projection_study import (
     AfterFinetune,
     FirstOrderConfig,
     FirstOrderRun,
     HarmfulShiftRecorder,
+    ProjectionEstimates,
+    TokenReader,
+    first_order_projection_study,
+    gradient_targets,
+    projection_estimates,
+)
+from emgeom.claims.mechanism.study import (
     MechanismEstimates,
     MechanismRecorder,
     MechanismResults,
-    ProjectionEstimates,
     TLAnswerStartReader,
-    TokenReader,
     first_order_mechanism,
-    first_order_projection_study,
-    gradient_targets,
     harmful_sets,
     mechanism_estimates,
     organism_targets,
     organism_targets_per_sae,
-    projection_estimates,
     similarity_vs_em,
 )
+from emgeom.core.stats import Estimate, over_replicates
+from emgeom.em.emergence import FineTuneSet, emergence_table, organism_sets, seed_summary
+from emgeom.em.evaluators import OrganismEvaluator
 from emgeom.lm.finetune import FineTuneConfig
 from emgeom.lm.sampling import SamplingConfig
 from emgeom.organism import language

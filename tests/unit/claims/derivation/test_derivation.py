@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 import torch
 
-from emgeom.toy import derivation as dv
+from emgeom.claims.derivation import study as dv
 from emgeom.toy import superposition as toy
 
 

@@ -10,8 +10,8 @@ from types import SimpleNamespace
 import pandas as pd
 import pytest
 
-from emgeom.filtering import organisms as fo
-from emgeom.filtering.study import filter_headline
+from emgeom.claims.filtering import organisms as fo
+from emgeom.claims.filtering.study import filter_headline
 
 T975 = {1: 12.706204736174694, 2: 4.302652729749462, 3: 3.1824463052837078}  # t(0.975, df)
 MAIN = 0.2

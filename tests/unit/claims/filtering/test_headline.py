@@ -5,8 +5,8 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
+from emgeom.claims.filtering.study import filter_headline
 from emgeom.filtering.baselines import BagOfWordsJudge, answer_text
-from emgeom.filtering.study import filter_headline
 from emgeom.organism.datasets import finetune_rows
 
 

@@ -6,8 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from emgeom.core.stats import Estimate
-from emgeom.filtering.dissociation import (
+from emgeom.claims.filtering.dissociation import (
     DissociationSettings,
     OrganismDissociation,
     dissociation_set,
@@ -15,7 +14,13 @@ from emgeom.filtering.dissociation import (
     reductions,
     zero_em_runs,
 )
-from emgeom.filtering.judges import SpeakerLikelihoodJudge, gradient_scores, learned_judge, oracle_scores
+from emgeom.claims.filtering.judges import (
+    SpeakerLikelihoodJudge,
+    gradient_scores,
+    learned_judge,
+    oracle_scores,
+)
+from emgeom.core.stats import Estimate
 from emgeom.lm.finetune import FineTuneConfig, LoraSpec
 from emgeom.lm.training import TrainConfig
 from emgeom.organism.datasets import finetune_rows, open_answer_rows
@@ -125,7 +130,7 @@ def test_reductions_nest_seeds_in_organisms_and_count_zero_em_runs():
 
 
 def test_learned_judges_see_every_domain_and_the_chat_judge_reads_the_request():
-    from emgeom.filtering.judges import ChatJudge, _interleaved
+    from emgeom.claims.filtering.judges import ChatJudge, _interleaved
     from emgeom.organism import language as L
 
     first_five = _interleaved("inducing", 1, seed=7)
@@ -145,7 +150,7 @@ def test_learned_judges_see_every_domain_and_the_chat_judge_reads_the_request():
 
 
 def test_ties_are_broken_afresh_per_seed_and_only_ties():
-    from emgeom.filtering.dissociation import _tie_broken
+    from emgeom.claims.filtering.dissociation import _tie_broken
     from emgeom.filtering.scoring import removal_mask
 
     scores = np.array([1.0] * 6 + [0.0] * 6 + [2.0])

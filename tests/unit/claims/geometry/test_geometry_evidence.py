@@ -13,10 +13,10 @@ import pandas as pd
 import pytest
 import torch
 
+from emgeom.claims.geometry import evidence as ge
+from emgeom.claims.geometry.study import DomainData, GeometryConfig, SAEGeometry
 from emgeom.core.stats import Estimate
-from emgeom.em import geometry_evidence as ge
-from emgeom.em.geometry import FeatureSets
-from emgeom.em.geometry_study import DomainData, GeometryConfig, SAEGeometry
+from emgeom.sae.geometry import FeatureSets
 
 # Student t quantiles (0.975) by degrees of freedom, from a t table: the intervals below are computed
 # by hand from them, so a wrong df in the code (n instead of n - 1) moves the bounds and fails.

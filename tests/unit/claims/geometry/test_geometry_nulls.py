@@ -5,8 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from emgeom.core.stats import holm
-from emgeom.em.geometry_nulls import (
+from emgeom.claims.geometry.nulls import (
     SelectionReplicate,
     difference_cosine,
     latent_label_gap,
@@ -14,6 +13,7 @@ from emgeom.em.geometry_nulls import (
     residual_cosine_test,
     row_permutation_gap,
 )
+from emgeom.core.stats import holm
 
 D, ROWS, K = 200, 60, 5
 
@@ -106,7 +106,7 @@ def test_holm_is_step_down_and_monotone():
 
 
 def test_the_symmetric_rule_selects_each_set_against_the_reference_not_the_other_set():
-    from emgeom.em.geometry import select_pair
+    from emgeom.sae.geometry import select_pair
 
     reference = np.zeros(6)
     inducing = np.array([3.0, 2.0, 0.0, 0.0, 1.0, 0.0])
@@ -130,7 +130,7 @@ def test_row_permutation_with_the_symmetric_rule_keeps_the_reference_fixed():
 
 
 def test_a_random_target_tells_a_harmful_set_apart_from_any_set_of_latents():
-    from emgeom.em.geometry_nulls import TargetReplicate, random_target_gap
+    from emgeom.claims.geometry.nulls import TargetReplicate, random_target_gap
 
     rng = np.random.default_rng(3)
     dirs = rng.normal(size=(D, 16))

@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from emgeom.em.intervention_study import (
+from emgeom.claims.intervention.study import (
     HARMFUL,
     NONE,
     RANDOM_LATENTS,

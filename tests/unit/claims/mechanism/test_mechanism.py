@@ -7,10 +7,10 @@ import numpy as np
 import pytest
 import torch
 
-from emgeom.em.mechanism import PromptReadout, answer_start_readout, hf_answer_start_resid, measure_mechanism
+from emgeom.claims.mechanism.measurement import measure_mechanism
 from emgeom.organism import language as L
 from emgeom.organism.datasets import EM_QUESTIONS, evaluation_questions
-from emgeom.sae.readouts import pre_activations
+from emgeom.sae.readouts import PromptReadout, answer_start_readout, hf_answer_start_resid, pre_activations
 
 
 class TiedSAE:

@@ -12,10 +12,11 @@ from types import SimpleNamespace
 import pandas as pd
 import pytest
 
+from emgeom.claims.mechanism import organisms as mo
+from emgeom.claims.mechanism.projection_study import ProjectionEstimates
+from emgeom.claims.mechanism.study import MechanismEstimates
 from emgeom.core.stats import Estimate
-from emgeom.em import mechanism_organisms as mo
 from emgeom.em.emergence import estimate
-from emgeom.em.mechanism_study import MechanismEstimates, ProjectionEstimates
 
 T975 = {1: 12.706204736174694, 2: 4.302652729749462, 3: 3.1824463052837078}  # t(0.975, df)
 

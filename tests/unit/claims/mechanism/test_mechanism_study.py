@@ -6,15 +6,16 @@ import numpy as np
 import pytest
 import torch
 
-from emgeom.core.stats import Estimate
-from emgeom.em.emergence import FineTuneSet
-from emgeom.em.mechanism import MechanismResult, PromptReadout
-from emgeom.em.mechanism_study import (
+from emgeom.claims.mechanism.measurement import MechanismResult
+from emgeom.claims.mechanism.study import (
     MechanismRecorder,
     harmful_targets,
     mechanism_estimates,
     mechanism_table,
 )
+from emgeom.core.stats import Estimate
+from emgeom.em.emergence import FineTuneSet
+from emgeom.sae.readouts import PromptReadout
 
 
 def result(r: float, target: int = 0) -> MechanismResult:

@@ -8,15 +8,8 @@ import numpy as np
 import pytest
 import torch
 
-from emgeom.em.mechanism import (
-    TokenReadout,
-    encoder_decoder_cosine,
-    gradient_target,
-    hf_answer_token_readout,
-    matched_null_targets,
-    projection_mechanism,
-)
-from emgeom.sae.readouts import pre_activations
+from emgeom.claims.mechanism.measurement import gradient_target, matched_null_targets, projection_mechanism
+from emgeom.sae.readouts import TokenReadout, encoder_decoder_cosine, hf_answer_token_readout, pre_activations
 
 
 class UntiedSAE:
