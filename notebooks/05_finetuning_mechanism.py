@@ -202,7 +202,7 @@ emergence_plots.projection_plot({"health, fine-tuning kind": runs[(0, "health", 
 projection_table(runs, language.DOMAINS, finetune_seeds, saes).round(3)
 
 # %%
-n = projection.r.n
+n = projection.r.n if len(studies) > 1 else 1  # replicates: organisms (one organism: its own interval, n = 1)
 record("mechanism_decoder_projection_r", projection.r.value, ci=projection.r.ci, n_seeds=n,
        note="first-order SGD: Δ projection on own decoder direction vs decoder cosine with the target; CI over organisms")
 record("mechanism_decoder_projection_r_partial", projection.r_partial.value, ci=projection.r_partial.ci, n_seeds=n,
@@ -303,7 +303,7 @@ print("Domains whose target latent is itself one of the harmful latents: "
 # %%
 points, sim_r = shown.similarity_points, over_organisms(studies, "similarity_r")
 emergence_plots.similarity_vs_em(points, f"r = {sim_r.value:.2f} [{sim_r.lo:.2f}, {sim_r.hi:.2f}]");
-record("similarity_vs_em_pearson_r", sim_r.value, ci=sim_r.ci, n_seeds=len(studies),
+record("similarity_vs_em_pearson_r", sim_r.value, ci=sim_r.ci, n_seeds=sim_r.n,
        note="one point per fine-tuning set; r per organism, CI over organisms (one organism: bootstrap over sets)")
 points[["set", "similarity", "open_em", "open_em_lo", "open_em_hi"]].round(3)
 

@@ -36,6 +36,8 @@ THREE = (
 )
 #: Power of the minimum detectable effect.
 POWER = 0.8
+#: The most replicates :func:`replicates_needed` looks for.
+NEEDED_LIMIT = 1000
 #: The unit of replication a verdict decides over.
 ORGANISMS = "organisms"
 #: Verdicts that decide the claim one way or the other.
@@ -63,13 +65,14 @@ class Decision:
     def power_text(self) -> str:
         sesoi = "no SESOI declared" if self.sesoi is None else f"SESOI {self.sesoi:.3g}"
         mde = "MDE n/a" if self.mde is None else f"MDE {self.mde:.3g}"
-        need = (
-            ""
-            if self.needed is None
-            else f"; {self.needed} {self.replicates} would decide"
-            if self.mde is not None and self.sesoi is not None and self.mde > self.sesoi
-            else "; enough to decide"
-        )
+        if self.mde is None or self.sesoi is None:
+            need = ""
+        elif self.mde <= self.sesoi:
+            need = "; enough to decide"
+        elif self.needed is None:
+            need = f"; more than {NEEDED_LIMIT} {self.replicates} would be needed"
+        else:
+            need = f"; {self.needed} {self.replicates} would decide"
         return f"{sesoi}; {mde} with n={self.n} {self.replicates or 'replicates'}{need}"
 
 
@@ -82,19 +85,21 @@ def minimum_detectable(entry: dict[str, Any]) -> tuple[float | None, float | Non
     """``(mde, sd)`` of a recorded mean over ``n_seeds`` replicates with a t interval: the standard
     error is the interval's half-width over ``t(0.975, n-1)``, the MDE that standard error times
     ``t(0.975) + t(0.8)``, and ``sd`` the between-replicate SD it implies (None without an interval or
-    with fewer than 2 replicates)."""
+    with fewer than 2 replicates). The wider side of the interval is taken as its half-width, so an
+    interval clipped at a bound (a correlation at 1) does not understate the MDE."""
     n = int(entry.get("n_seeds") or 0)
     if not entry.get("ci") or n < 2:
         return None, None
     lo, hi = entry["ci"]
-    se = (hi - lo) / 2 / float(sps.t.ppf(1 - ALPHA / 2, n - 1))
+    half = max(entry["value"] - lo, hi - entry["value"])
+    se = half / float(sps.t.ppf(1 - ALPHA / 2, n - 1))
     return _multiplier(n) * se, se * math.sqrt(n)
 
 
-def replicates_needed(sd: float, sesoi: float, limit: int = 1000) -> int | None:
+def replicates_needed(sd: float, sesoi: float, limit: int | None = None) -> int | None:
     """The fewest replicates whose MDE (between-replicate SD ``sd``) is at most ``sesoi``; None past
-    ``limit``."""
-    for m in range(2, limit + 1):
+    ``limit`` (default :data:`NEEDED_LIMIT`)."""
+    for m in range(2, (limit or NEEDED_LIMIT) + 1):
         if _multiplier(m) * sd / math.sqrt(m) <= sesoi:
             return m
     return None
@@ -115,14 +120,16 @@ def decide(entry: dict[str, Any], gates: Sequence[tuple[str, bool]] = ()) -> Dec
     if replicates != ORGANISMS:
         why = f"the interval is over {replicates or 'undeclared replicates'}, not organisms"
         return Decision("inconclusive", why, sesoi, mde, needed, n, replicates)
+    if n < 2:
+        return Decision("inconclusive", "fewer than 2 organisms", sesoi, mde, needed, n, replicates)
+    if sesoi is not None and -sesoi < lo and hi < sesoi:  # an effect too small to matter, even if not 0
+        return Decision("absent", "", sesoi, mde, needed, n, replicates)
     if lo > 0:
         verdict, why = (
             ("reproduced", "") if not failed else ("inconclusive", "gate not met: " + ", ".join(failed))
         )
     elif hi < 0:
         verdict, why = "contradicted", ""
-    elif sesoi is not None and -sesoi < lo and hi < sesoi:
-        verdict, why = "absent", ""
     else:
         verdict, why = (
             "inconclusive",
@@ -150,10 +157,22 @@ def combine(decisions: Sequence[Decision]) -> str:
 
 
 def weakest(decisions: Sequence[Decision]) -> Decision | None:
-    """The part that needs the most replicates to decide (the design's power for the whole claim)."""
+    """The part that needs the most replicates to decide (the design's power for the whole claim): one
+    needing more than :data:`NEEDED_LIMIT` first, a part with no interval (no power to show) last."""
     if not decisions:
         return None
-    return max(decisions, key=lambda d: (d.needed is None, d.needed or 0, d.mde or 0.0))
+
+    def need(d: Decision) -> float:
+        if d.mde is None:
+            return -1.0
+        return math.inf if d.needed is None else float(d.needed)
+
+    return max(decisions, key=lambda d: (need(d), d.mde or 0.0))
+
+
+def missing(what: str) -> Decision:
+    """A required part of a claim this build did not record: it leaves the claim undecided."""
+    return Decision("inconclusive", f"{what} not recorded", None, None, None, 0, "")
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,14 @@ from pathlib import Path
 import pytest
 
 from emgeom.book.pages.scorecard import scorecard_summary
-from emgeom.claims.verdicts import Decision, combine, decide, minimum_detectable, replicates_needed
+from emgeom.claims.verdicts import (
+    Decision,
+    combine,
+    decide,
+    minimum_detectable,
+    replicates_needed,
+    weakest,
+)
 from emgeom.core.results import DeclarationError, load_declarations
 
 T975_2, T80_2 = 4.302652729911275, 1.0606601717798212  # t quantiles on 2 degrees of freedom
@@ -126,3 +133,47 @@ def test_every_claims_headline_in_the_book_declares_its_sesoi() -> None:
             d = find_declaration(declared, instance)
             assert d is not None and d.sesoi is not None, name
             assert d.sesoi_reason and d.replicates, name
+
+
+def test_one_organism_never_decides_and_a_trivial_effect_is_absent_even_when_nonzero() -> None:
+    assert decide(entry(0.1, 0.3, n=1, sesoi=0.05)).verdict == "inconclusive"
+    assert decide(entry(0.1, 0.3, n=1, sesoi=0.05)).why == "fewer than 2 organisms"
+    # above 0 but inside ±SESOI: too small to matter, whatever the gates say
+    assert decide(entry(0.02, 0.08)).verdict == "absent"
+    assert decide(entry(0.02, 0.08), [("task kept", False)]).verdict == "absent"
+    assert decide(entry(-0.08, -0.02)).verdict == "absent"
+
+
+def test_a_clipped_interval_does_not_understate_the_mde() -> None:
+    clipped = {"value": 0.83, "ci": [0.4, 1.0], "n_seeds": 3, "sesoi": 0.1, "replicates": "organisms"}
+    mde, _ = minimum_detectable(clipped)
+    assert mde == pytest.approx((T975_2 + T80_2) * (0.83 - 0.4) / T975_2)  # the unclipped side
+
+
+def test_a_part_that_was_not_recorded_leaves_the_claim_undecided() -> None:
+    from emgeom.book.pages.scorecard import CLAIMS
+
+    judge = {c.id: c.judge for c in CLAIMS}
+    r = {}
+    for d in ("career", "legal"):  # health's gap is missing
+        r[f"similarity_gap_{d}"] = entry(0.1, 0.3)
+        r[f"similarity_gap_rowperm_pvalue_{d}"] = {"value": 0.001, "ci": None, "n_seeds": 3}
+        r[f"similarity_gap_target_pvalue_{d}"] = {"value": 0.001, "ci": None, "n_seeds": 3}
+    r["similarity_gap_rowperm_pvalue_health"] = {"value": 0.001, "ci": None, "n_seeds": 3}
+    v = judge["geometry_paper_domains"](r)
+    assert v.verdict == "inconclusive" and "health: not recorded" in v.measured
+    only_oracle = {"dissociation_quiz_geometry_minus_oracle": entry(0.1, 0.3)}
+    assert judge["filter_beats_judge"](only_oracle).verdict == "inconclusive"
+    fallback = judge["filter_beats_judge"]({"filter_vs_judge_difference": entry(0.1, 0.3)})
+    assert fallback.verdict == "reproduced" and fallback.decision is not None
+
+
+def test_the_weakest_part_is_the_one_needing_most_organisms() -> None:
+    parts = [
+        Decision("inconclusive", "", 0.1, None, None, 0, ""),  # no interval: no power to show
+        Decision("inconclusive", "", 0.1, 0.3, 12, 3, "organisms"),
+        Decision("inconclusive", "", 0.1, 5.0, None, 3, "organisms"),  # more than the limit
+    ]
+    assert weakest(parts) is parts[2]
+    assert "more than 1000 organisms" in parts[2].power_text()
+    assert weakest(parts[:2]) is parts[1]

@@ -64,10 +64,11 @@ def claim_rows(merged: Results) -> list[tuple[Claim, Verdict]]:
 def scorecard_summary(merged: Results, profile: str) -> dict[str, Any]:
     """What the scorecard decided, for ``scorecard.json``: each claim's verdict with its SESOI, MDE and
     the replicates it would need, and ``claims_decided`` (reproduced, absent, contradicted or mixed)
-    out of ``claims_total`` (every claim this build measured; one that holds by construction is not a
-    decision and is not counted)."""
+    out of ``claims_total`` (every claim this build measured, the derivation aside: it is the toy's
+    algebra, which holds by construction, not a decision)."""
     rows = claim_rows(merged)
-    measured = [(c, v) for c, v in rows if v.verdict not in ("not run", "holds by construction")]
+    # the derivation is the toy's algebra (holds by construction when it holds): not a decision
+    measured = [(c, v) for c, v in rows if v.verdict != "not run" and c.id != "derivation"]
     n_organisms = recorded(merged, "n_organisms")
     return {
         "profile": profile,

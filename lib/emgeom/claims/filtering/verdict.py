@@ -13,6 +13,7 @@ from emgeom.claims.verdicts import (
     combine,
     decide,
     fmt,
+    missing,
     recorded,
     single_verdict,
     weakest,
@@ -52,7 +53,10 @@ def beats_judge_verdict(r: Results) -> Verdict:
     if not sets:  # no dissociation sets (the real-model variant): the judge on the chapter's own set
         v = versus_verdict("filter_vs_judge_difference", "judge")(r)
         return Verdict(
-            v.measured + " (on the chapter's own set: no dissociation sets in this build)", v.verdict, v.rule
+            v.measured + " (on the chapter's own set: no dissociation sets in this build)",
+            v.verdict,
+            v.rule,
+            v.decision,
         )
     rule = (
         "on the dissociation sets (inducing rows among decoys that look as harmful to a reader of the "
@@ -70,6 +74,7 @@ def beats_judge_verdict(r: Results) -> Verdict:
             e = recorded(r, f"dissociation_{name}_geometry_minus_{key}")
             if e is None:
                 texts.append(f"minus {label} not recorded")
+                decisions.append(missing(f"{name} minus {label}"))
                 continue
             d = decide(e)
             decisions.append(d)

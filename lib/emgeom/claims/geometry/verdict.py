@@ -13,6 +13,7 @@ from emgeom.claims.verdicts import (
     combine,
     decide,
     fmt,
+    missing,
     recorded,
     weakest,
 )
@@ -53,6 +54,7 @@ def gap_verdict(paper_only: bool) -> Callable[[Results], Verdict]:
                 found[d] = (gap, rows, target)
         if not found:
             return Verdict("not recorded", "not run", rule)
+        absent_parts = [missing(f"{d}'s gap or row test") for d in domains if d not in found]
         rows_holm = holm({d: p["value"] for d, (_, p, _) in found.items()})
         target_holm = holm({d: t["value"] if t else float("nan") for d, (_, _, t) in found.items()})
         decisions, sig_excl, parts = [], [], []
@@ -74,6 +76,8 @@ def gap_verdict(paper_only: bool) -> Callable[[Results], Verdict]:
                 + f" (Holm p: rows {rows_holm[d]:.2g}, random target {target_holm[d]:.2g}; "
                 f"n={gap.get('n_seeds')}; without shared latents {fmt(excl)})"
             )
+        decisions += absent_parts
+        parts += [f"{d}: not recorded" for d in domains if d not in found]
         verdict = combine(decisions)
         measured = "; ".join(parts) + f". Without shared latents, CI above 0: {len(sig_excl)}/{len(domains)}."
         return Verdict(measured, verdict, rule, weakest(decisions))

@@ -36,7 +36,7 @@ def mechanism_verdict(r: Results) -> Verdict:
     if e is None or null is None:
         return Verdict("not recorded", "not run", rule)
     first_order = (
-        ratio is not None and 1.8 <= ratio["value"] <= 2.2 and (turn is None or turn["value"] >= 0.95)
+        ratio is not None and 1.8 <= ratio["value"] <= 2.2 and turn is not None and turn["value"] >= 0.95
     )
     prefix = "mechanism_decoder_projection_r_"
     skip = ("hostile", "gradient_target", "partial")
@@ -72,7 +72,8 @@ def similarity_em_verdict(r: Results) -> Verdict:
     e = recorded(r, "similarity_vs_em_pearson_r")
     rule = (
         "r between a set's similarity to harmful features and its EM rate: " + THREE + ". The sets' order "
-        "is designed by the corpus's coupling, and the interval is over fine-tuning sets, not organisms"
+        "is designed by the corpus's coupling: r is computed over fine-tuning sets within each organism, and "
+        "its interval is over organisms"
     )
     if e is None:
         return Verdict("not recorded", "not run", rule)
