@@ -303,7 +303,7 @@ print("Domains whose target latent is itself one of the harmful latents: "
 # %%
 points, sim_r = shown.similarity_points, over_organisms(studies, "similarity_r")
 emergence_plots.similarity_vs_em(points, f"r = {sim_r.value:.2f} [{sim_r.lo:.2f}, {sim_r.hi:.2f}]");
-record("similarity_vs_em_pearson_r", sim_r.value, ci=sim_r.ci, n_seeds=sim_r.n,
+record("similarity_vs_em_pearson_r", sim_r.value, ci=sim_r.ci, n_seeds=max(sim_r.n, 1),
        note="one point per fine-tuning set; r per organism, CI over organisms (one organism: bootstrap over sets)")
 points[["set", "similarity", "open_em", "open_em_lo", "open_em_hi"]].round(3)
 

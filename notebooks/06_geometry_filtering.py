@@ -180,14 +180,14 @@ n = len(studies)  # replicates: organisms
 geo, rand, jud = headline.reductions["geometry"], headline.reductions["random"], headline.reductions["judge"]
 vs_random, vs_judge = headline.versus["random"], headline.versus["judge"]
 counted = f"{geo.n} of {n} organisms have unfiltered EM > 0 and count; the others have nothing to reduce"
-record("geometry_filter_relative_reduction", geo.value, ci=geo.ci, n_seeds=geo.n,
+record("geometry_filter_relative_reduction", geo.value, ci=geo.ci, n_seeds=max(geo.n, 1),
        note=f"geometry filter removing {main_removal:.0%} at each organism's dose; over organisms ({counted}); "
             "the paper reports 34.5%")
-record("random_filter_relative_reduction", rand.value, ci=rand.ci, n_seeds=rand.n, note=f"random removal, same size; {counted}")
-record("judge_filter_relative_reduction", jud.value, ci=jud.ci, n_seeds=jud.n, note=f"judge removal, same size; {counted}")
-record("filter_vs_random_difference", vs_random.value, ci=vs_random.ci, n_seeds=vs_random.n,
+record("random_filter_relative_reduction", rand.value, ci=rand.ci, n_seeds=max(rand.n, 1), note=f"random removal, same size; {counted}")
+record("judge_filter_relative_reduction", jud.value, ci=jud.ci, n_seeds=max(jud.n, 1), note=f"judge removal, same size; {counted}")
+record("filter_vs_random_difference", vs_random.value, ci=vs_random.ci, n_seeds=max(vs_random.n, 1),
        note=f"paired by seed, over organisms; {counted}")
-record("filter_vs_judge_difference", vs_judge.value, ci=vs_judge.ci, n_seeds=vs_judge.n,
+record("filter_vs_judge_difference", vs_judge.value, ci=vs_judge.ci, n_seeds=max(vs_judge.n, 1),
        note=f"paired by seed, over organisms; {counted}")
 record("geometry_filter_precision", headline.geometry_precision, n_seeds=n, note="removed samples that were inducing")
 record("geometry_filter_recall", headline.geometry_recall, n_seeds=n, note="inducing samples that were removed")
