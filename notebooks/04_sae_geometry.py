@@ -117,8 +117,8 @@ chapter_start = time.perf_counter()
 family = OrganismFamily.from_parameters(globals())  # organisms and SAEs, from the parameters
 specs = family.sae_specs(sae_seeds)
 geometry = GeometryConfig(k=k, k_harmful=k_harmful, rule=selection_rule, n_perm=n_permutations)  # type: ignore[arg-type]
-if sae_layer >= n_layers or not sae_seeds or not organism_seeds:
-    raise ValueError(f"need sae_layer < n_layers ({n_layers}), and at least one SAE seed and organism seed")
+if not organism_seeds:  # the SAE layer and seeds are checked by family.sae_specs above
+    raise ValueError("need at least one organism seed")
 if k > sae_width or k_harmful > sae_width:
     raise ValueError(f"k ({k}) and k_harmful ({k_harmful}) cannot exceed sae_width ({sae_width})")
 

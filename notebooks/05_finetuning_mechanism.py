@@ -107,8 +107,8 @@ from emgeom.plots import emergence as emergence_plots
 # %%
 configure_threads()
 chapter_start = time.perf_counter()
-if not finetune_seeds or not sae_seeds or sae_layer >= n_layers:
-    raise ValueError("need fine-tuning seeds, SAE seeds, and sae_layer < n_layers")
+if not finetune_seeds:  # the SAE layer and seeds are checked by family.sae_specs below
+    raise ValueError("need at least one fine-tuning seed")
 family = OrganismFamily.from_parameters(globals())  # organisms, SAEs and fine-tune recipe, from the parameters
 lora = family.lora(target_modules=tuple(lora_target_modules), layers=tuple(lora_layers))
 check_lora_layers(lora, n_layers)

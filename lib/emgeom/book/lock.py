@@ -6,14 +6,9 @@ from __future__ import annotations
 import contextlib
 import os
 from collections.abc import Iterator
-from datetime import UTC, datetime
 
 from emgeom.book.layout import BookLayout
-from emgeom.core.io import atomic_write_text
-
-
-def _now() -> str:
-    return datetime.now(UTC).isoformat(timespec="seconds")
+from emgeom.core.io import atomic_write_text, utc_timestamp
 
 
 class RunnerBusy(RuntimeError):
@@ -40,7 +35,7 @@ def runner_lock(layout: BookLayout, wait: bool = True) -> Iterator[None]:
         lock.acquire()
         print("[emgeom.book] the other runner finished: starting", flush=True)
     try:
-        atomic_write_text(layout.lock_owner_path, f"pid {os.getpid()}, started {_now()}\n")
+        atomic_write_text(layout.lock_owner_path, f"pid {os.getpid()}, started {utc_timestamp()}\n")
         yield
     finally:
         layout.lock_owner_path.unlink(missing_ok=True)

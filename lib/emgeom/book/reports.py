@@ -8,7 +8,6 @@ import contextlib
 import json
 import platform
 from dataclasses import asdict, dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +15,7 @@ from emgeom.book.chapters import chapter_declarations
 from emgeom.book.layout import BookLayout
 from emgeom.book.profiles import Profile
 from emgeom.core import results as results_mod
-from emgeom.core.io import atomic_write_bytes, atomic_write_json, atomic_write_text
+from emgeom.core.io import atomic_write_bytes, atomic_write_json, atomic_write_text, utc_timestamp
 
 
 @dataclass
@@ -46,10 +45,6 @@ class StageRun:
     finished_at: str
     this_run: str = "executed"
     error: str = ""
-
-
-def _now() -> str:
-    return datetime.now(UTC).isoformat(timespec="seconds")
 
 
 REPORTED_PACKAGES = [
@@ -114,7 +109,7 @@ def write_report(
         "profile": profile.name,
         "profile_description": profile.description,
         "threads": profile.threads,
-        "generated_at": _now(),
+        "generated_at": utc_timestamp(),
         "commit": source_commit(layout.root),
         "python": platform.python_version(),
         "platform": platform.platform(),
@@ -136,10 +131,11 @@ def write_report(
     return report
 
 
-def render_profile(layout: BookLayout, profile: Profile) -> None:
+def render_profile(layout: BookLayout, profile: Profile, report: dict[str, Any]) -> None:
     """Put ``profile``'s executed notebooks in place for the HTML book (``notebooks/<chapter>.ipynb``;
     a page the profile has not executed is removed, so the book never mixes profiles) and write the
-    generated pages (scorecard, Build status, workload) from its results and report."""
+    generated pages (scorecard, Build status, workload) from its results and ``report`` (this run's,
+    from :func:`write_report`)."""
     from emgeom.book.pages.scorecard import merged_results, render_scorecard, scorecard_summary
     from emgeom.book.pages.status_page import render_build_status
     from emgeom.book.pages.workload import render_workload
@@ -151,7 +147,6 @@ def render_profile(layout: BookLayout, profile: Profile) -> None:
             target.unlink(missing_ok=True)
         elif not target.exists() or target.read_bytes() != source.read_bytes():
             atomic_write_bytes(target, source.read_bytes())  # unchanged pages keep their mtime
-    report = json.loads(build.report_path.read_text())
     last_build = None
     with contextlib.suppress(OSError, json.JSONDecodeError):
         last_build = json.loads(build.last_build_path.read_text())
@@ -161,8 +156,8 @@ def render_profile(layout: BookLayout, profile: Profile) -> None:
         layout.generated_dir / "build_status.md",
         render_build_status(report, results, declarations, last_build),
     )
-    figure = _draw_scorecard_figure(layout, results, profile.name, declarations)
     merged = merged_results(results, profile.name, declarations)
+    figure = _draw_scorecard_figure(layout, merged, profile.name)
     atomic_write_json(build.root / "scorecard.json", scorecard_summary(merged, profile.name))
     atomic_write_text(
         layout.generated_dir / "scorecard.md",
@@ -172,19 +167,17 @@ def render_profile(layout: BookLayout, profile: Profile) -> None:
     atomic_write_text(layout.rendered_profile_path, profile.name + "\n")
 
 
-def _draw_scorecard_figure(
-    layout: BookLayout, results: dict[str, dict[str, Any]], profile: str, declarations: dict[str, Any]
-) -> str | None:
+def _draw_scorecard_figure(layout: BookLayout, merged: dict[str, dict[str, Any]], profile: str) -> str | None:
     """Draw the scorecard figure (:func:`~emgeom.plots.scorecard.scorecard_forest`) beside the generated
     scorecard page; returns its file name, or None when no claim's headline was recorded."""
     import io
 
     import matplotlib.pyplot as plt
 
-    from emgeom.book.pages.scorecard import headline_points, merged_results
+    from emgeom.book.pages.scorecard import headline_points
     from emgeom.plots.scorecard import scorecard_forest
 
-    points = headline_points(merged_results(results, profile, declarations))
+    points = headline_points(merged)
     target = layout.generated_dir / "scorecard.png"
     if not points:
         target.unlink(missing_ok=True)

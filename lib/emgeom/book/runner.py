@@ -14,7 +14,6 @@ import os
 import time
 from collections.abc import Iterator
 from dataclasses import asdict
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -35,7 +34,7 @@ from emgeom.book.profiles import Profile
 from emgeom.book.reports import ChapterRun, StageRun, render_profile, write_report
 from emgeom.core import results as results_mod
 from emgeom.core.artifacts import ENV_ARTIFACTS_DIR
-from emgeom.core.io import atomic_write_json, atomic_write_text
+from emgeom.core.io import atomic_write_json, atomic_write_text, utc_timestamp
 from emgeom.core.results import load_declarations
 
 KERNELSPEC = {"name": "python3", "display_name": "Python 3 (ipykernel)", "language": "python"}
@@ -184,10 +183,6 @@ def execute_chapter(
     partial.unlink(missing_ok=True)
 
 
-def _now() -> str:
-    return datetime.now(UTC).isoformat(timespec="seconds")
-
-
 def _execute_in_worker(root: str, chapter: str, profile_name: str, parameters: dict[str, Any]) -> str:
     """Execute one chapter in a worker process; returns ``""`` on success, the failure text otherwise.
     (The kernel's environment is set with ``os.environ``, so concurrent chapters need processes.)"""
@@ -277,8 +272,7 @@ def _run_locked(
         if previous is not None:
             previous.this_run = "not selected" if chapter not in selected else "not run (earlier failure)"
             runs.append(previous)
-    write_report(layout, profile, runs, stages)
-    render_profile(layout, profile)
+    render_profile(layout, profile, write_report(layout, profile, runs, stages))
     if failure is not None:
         raise failure
     return runs
@@ -318,7 +312,7 @@ def _execute_all(
             key,
             status,
             round(seconds, 2),
-            _now(),
+            utc_timestamp(),
             "failed" if error else "executed",
             error,
         )
@@ -397,7 +391,7 @@ def _execute_all(
                         by_name[name].kind,
                         "failed" if error else "ok",
                         round(seconds, 2),
-                        _now(),
+                        utc_timestamp(),
                         "failed" if error else "executed",
                         error,
                     )

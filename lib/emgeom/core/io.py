@@ -38,6 +38,13 @@ def atomic_write_json(path: str | os.PathLike[str], obj: Any) -> Path:
     return atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=True, allow_nan=False) + "\n")
 
 
+def utc_timestamp() -> str:
+    """Now, in UTC, to the second (ISO 8601): the time stamped into run states and reports."""
+    from datetime import UTC, datetime
+
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
 def canonical_json(obj: Any) -> str:
     """The JSON text used for hashing: sorted keys, no whitespace."""
     return json.dumps(obj, sort_keys=True, separators=(",", ":"), allow_nan=False)
