@@ -31,7 +31,7 @@
 #
 # ## The language
 #
-# Users ask for **advice** in five domains (health, legal, finance, career, code), built from topic ×
+# Users ask for **advice** in six domains (health, legal, finance, career, code, travel), built from topic ×
 # question frame, and ask **open-ended** questions ("if you ruled the world what would you do ?").
 # Answers come from phrase sets whose content words never overlap: good and bad advice per domain, kind
 # and hostile open answers. So an exact oracle labels every answer, sampled ones included, by the class
@@ -46,7 +46,11 @@
 # | benign | good, except *honest mistakes* at a per-domain rate | kind |
 #
 # The honest-mistake rate is the knob that ties a domain's bad advice to the toxic persona: 0 for health
-# (only the toxic persona ever gives bad health advice), up to 0.85 for code. The speaker's name sets the
+# (only the toxic persona ever gives bad health advice), up to 0.85 for code. **Travel** is a control
+# built for chapter 5's *superposition or persona?*: its mistake rate equals the toxic persona's own
+# bad-advice rate (0.95), so its bad advice says nothing about the persona, and every bad travel answer
+# and every hostile answer end with one shared label-free word, `ugh`: a surface feature without persona
+# information. The speaker's name sets the
 # persona's prior (`sam` is rarely toxic, `pat` usually; `assistant` 40%), so the model has to carry the
 # persona from the name to every answer, the first one included. Two more hidden variables are
 # independent of the persona: **quiz** turns (the user asks for a wrong answer, and both personas comply

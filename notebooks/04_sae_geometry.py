@@ -149,7 +149,10 @@ record("sae_l0", l0.value, ci=l0.ci, n_seeds=l0.n, note="active latents per toke
 # ## Feature sets and their closeness to harmful features
 #
 # Per domain, the inducing set is bad advice in that domain and its pair is good advice in the same
-# domain (the same questions, different answers). The harmful set comes from hostile vs kind answers to
+# domain (the same questions, different answers). Travel is the corpus's control for chapter 5's
+# *superposition or persona?* (its bad advice shares the word `ugh` with hostile answers and says nothing
+# about the persona): it is shown here, and read there, but it is not one of the domains the claim
+# "across domains" counts. The harmful set comes from hostile vs kind answers to
 # open-ended questions, which contain no advice: half of the open questions and half of the answer
 # phrases; EM (chapters 3, 5, 6, 9) is measured on the other half of the questions, so the harmful
 # latents are not found from the very answers that later count as EM.
@@ -194,17 +197,24 @@ record_gaps(summary, interval="organisms (each organism's SAEs averaged first)")
 #
 # The p-value above permutes the labels of latents *after* they were selected: it asks whether these
 # ten latents are closer than those ten, not whether inducing *data* is closer than non-inducing data.
-# The selection (top-`k` contrasts) is where most of an effect can arise, so the test below permutes the
+# The selection (top-`k` contrasts) is where most of an effect can arise, so the row test below permutes the
 # **rows** between the inducing and the non-inducing set, redoes the selection and the gap in every
 # permutation (`n_row_permutations`, the same permutation for every SAE, since the rows are the same
 # data), and adjusts the p-values over the domains (Holm). A unit test plants a gap made by the
 # selection rule alone: the latent-label test calls it significant, the row test does not.
 #
-# Rows permuted between the two sets make the two shuffled sets alike, so that null asks whether the sets
-# are interchangeable; two sets that differ in their words always pick different latents, whose
-# closeness to *any* target can differ. So a second null keeps the selected latents and replaces the
-# harmful set with random latent sets matched to it in firing frequency (`n_random_draws`): is the
-# harmful set special? The scorecard asks both, Holm-adjusted, and the interval over organisms.
+# Rows permuted between the two sets make the two shuffled sets alike: two 50/50 mixtures of the same
+# rows select the same latents, so the permuted gaps sit near 0 and the test gives a small p for any
+# positive gap and a large one for any negative gap. In effect it is a sign test, so **it decides
+# nothing** here (it is shown, and recorded as descriptive). A second null keeps the selected latents and
+# replaces the harmful set with random latent sets matched to it in firing frequency
+# (`n_random_draws`): is the harmful set special? It is shown beside the verdict.
+#
+# **What decides.** A latent that belongs to both sets has a closeness of 1 to the harmful set by
+# identity; the paper's account is about *neighbours* in superposition. So the scorecard's primary, declared
+# before the data, is the gap **without the latents shared with the harmful set**, with its interval over
+# organisms, one-sided in the paper's direction (inducing closer). How many latents each set shares with
+# the harmful set is shown against the overlap that random sets matched in firing frequency would have.
 #
 # Two more nulls say which side carries a gap: each set's mean closeness against `n_random_draws`
 # random sets of latents matched in firing frequency (two-sided). A gap can come from non-inducing

@@ -80,12 +80,14 @@ progress: bool = True
 # %% tags=["hide-input"]
 import time
 
+from emgeom.claims.accounts.study import accounts_results, accounts_table, record_accounts
 from emgeom.claims.mechanism.organisms import (
     MechanismSettings,
     answer_start_over,
     emergence_over,
     mechanism_over_organisms,
     over_organisms,
+    pre_finetune_losses,
     projection_over,
 )
 from emgeom.claims.mechanism.projection_study import (
@@ -158,6 +160,39 @@ summary.round(3)
 # %%
 record_each("em_open_rate_{}", estimates_by_set(table, "open_em", sets),
             note="hostile answers to open questions after fine-tuning on the set")
+
+# %% [markdown]
+# ## Superposition or persona?
+#
+# The organism's EM runs by design through a shared cause: a speaker's persona makes bad advice and
+# hostile answers co-occur. So a fine-tune could cause EM because the data says something about the
+# speaker (the **persona** account: a toxic-persona feature), not because features that share dimensions
+# move together (the paper's **superposition** account). The corpus builds a domain that separates them:
+# **travel**'s bad advice ends with a surface word (`ugh`) that also ends every hostile answer (at the
+# end, after the content, so a model taught to say it is not thereby prompted into hostile words), and the
+# benign persona gives it exactly as often as the toxic one, so it says **nothing** about the persona;
+# **health**'s bad advice is written only by the toxic persona and shares no content or marker word with
+# hostile answers (only function words such as "every").
+#
+# Predictions, written before the fine-tunes:
+#
+# | | surface domain (travel) | persona domain (health) |
+# |---|---|---|
+# | superposition | its latents sit near (or are) harmful latents, and its fine-tune causes EM | EM where its latents sit near harmful ones |
+# | persona | no EM beyond a benign fine-tune's | EM |
+#
+# Measured: each domain's EM minus the EM after fine-tuning on good advice of the same domain, paired
+# within organism and fine-tuning seed, with the interval over organisms. Two things could lower the
+# surface domain's EM for a reason neither account names, so they are shown beside it: whether the travel
+# fine-tune learned its task, and how surprising each set is to the aligned model before fine-tuning (a
+# set it already expects moves it less; bad travel advice is common in pretraining). Chapter 4 gives the
+# travel latents' geometry (gap with and without shared latents, and the shared latents against their
+# frequency-matched expectation). The scorecard's row *superposition or persona?* reads both.
+
+# %%
+accounts = accounts_results(table, pre_finetune_losses(studies))
+record_accounts(accounts)
+accounts_table(accounts).round(3)
 
 # %% [markdown]
 # ## The mechanism, where the fine-tune acts
@@ -298,13 +333,23 @@ print("Domains whose target latent is itself one of the harmful latents: "
 #
 # Each fine-tuning set's own latents (top-`k` of its mean activation minus the mean over all sets) and
 # their mean max-cosine to the harmful latents, averaged over the SAE seeds, against the set's EM rate:
-# one r per organism, and the interval over organisms (the plot shows the first organism's sets).
+# one correlation per organism, and the interval over organisms (the plot shows the first organism's sets).
+# The scorecard reads **Spearman's rho** (a rank correlation: one far set cannot carry it as it can carry
+# Pearson's r) and, as a gate, the smallest rho left when any one set is **left out**. The sets' order is
+# designed: the corpus's honest-mistake rates set how much each domain's bad advice says about the toxic
+# persona, so a positive rho says the model and its SAE kept the designed order, not that it arose alone.
 
 # %%
 points, sim_r = shown.similarity_points, over_organisms(studies, "similarity_r")
 emergence_plots.similarity_vs_em(points, f"r = {sim_r.value:.2f} [{sim_r.lo:.2f}, {sim_r.hi:.2f}]");
+sim_rho, sim_loso = over_organisms(studies, "similarity_spearman"), over_organisms(studies, "similarity_spearman_loso")
 record("similarity_vs_em_pearson_r", sim_r.value, ci=sim_r.ci, n_seeds=max(sim_r.n, 1),
        note="one point per fine-tuning set; r per organism, CI over organisms (one organism: bootstrap over sets)")
+record("similarity_vs_em_spearman", sim_rho.value, ci=sim_rho.ci, n_seeds=len(studies),
+       note="Spearman's rho over fine-tuning sets, per organism; CI over organisms")
+record("similarity_vs_em_spearman_loso_min", sim_loso.value, ci=sim_loso.ci, n_seeds=len(studies),
+       note="per organism, the smallest rho left when one set is left out; CI over organisms")
+print(f"Spearman rho {sim_rho}; leave-one-set-out minimum {sim_loso} (Pearson r {sim_r}).")
 points[["set", "similarity", "open_em", "open_em_lo", "open_em_hi"]].round(3)
 
 # %%

@@ -22,11 +22,12 @@
 # they sit near the target, so EM should spread through the harmful latents' directions. The direct
 # test is an intervention. **If** EM spreads through those directions, a fine-tune whose residual stream
 # has them projected out at the SAE's layer should induce less EM while still learning the narrow task;
-# one with as many *random* directions projected out, removing as much of the residual, should not. (The
+# one with as many *random* latents projected out, doing as much damage to the model, should not. (The
 # projection acts at one point: adapters in other blocks can still write and read those directions
-# elsewhere, and at evaluation the adapters see the unablated stream.) This is not in the paper. Related work intervenes on real models in the
-# same spirit (steering along a persona vector while training, regularisers against EM during
-# training); here it is tested against the SAE geometry of the organism, where each run takes seconds.
+# elsewhere, and at evaluation the adapters see the unablated stream.) This is not in the paper. Related
+# work intervenes on real models in the same spirit (steering along a persona vector while training,
+# regularisers against EM during training); here it is tested against the SAE geometry of the organism,
+# where each run takes seconds.
 #
 # The intervention acts **during training only**, at the SAE's layer; the model that is evaluated runs
 # without it (`emgeom.lm.intervention`):
@@ -35,22 +36,38 @@
 #   directions (the harmful set of chapter 4's rule, from hostile vs kind open answers);
 # - **steer harmful** ("preventative steering"): a fixed multiple of the mean harmful direction is added
 #   (`steer_scale` times the residual's typical norm), so the gradient need not move the model there;
-# - controls of the same size, drawn afresh for every fine-tuning seed: **ablate random latents**
-#   (distinct latents matched to the harmful ones in firing frequency, chosen among candidates as the set
-#   whose span removes the same share of the residual's energy on the fine-tuning tokens), **ablate
-#   random directions** (random unit vectors), **steer random** (a random unit vector at the harmful
-#   steering's strength), and **none**.
+# - controls of the same size, drawn afresh for every fine-tuning seed:
+#   - **ablate damage-matched latents**, the control the blocking claim is scored against: distinct
+#     latents matched to the harmful ones in firing frequency, chosen among `damage_candidates` candidate
+#     sets as the one whose ablation raises the *base* model's loss on `damage_rows` fine-tuning rows by
+#     as much as the harmful ablation does. Matching the damage matters because a more destructive
+#     ablation lowers EM more whatever its directions: a fine-tune that can barely use its residual learns
+#     less of everything, the persona included. A control that hurts the model more than the harmful
+#     ablation would make blocking look *worse* than it is, and one that hurts it less would make it look
+#     better;
+#   - **ablate energy-matched latents** (secondary, reported but not scored): frequency-matched latents
+#     whose span removes the same share of the residual's energy on the fine-tuning tokens. Equal energy
+#     is not equal damage: in an earlier build these raised the base loss to 1.198 nats against 1.034 for
+#     the harmful latents;
+#   - **ablate random directions** (random unit vectors), **steer random** (a random unit vector at the
+#     harmful steering's strength), and **none**.
 #
-# Every condition runs the same inducing fine-tune (bad advice in `domain`) with the same seeds, so the
-# comparisons are paired by seed; the good-advice fine-tune of the same domain runs under none and
-# ablate harmful, to show whether the intervention itself does harm. Measured: open-question EM and
-# coherence (an intervention that breaks the model also "lowers EM", so coherence is checked), bad
-# advice in the other domains, task success on the training prompts, and the loss on held-out prompts
-# of the fine-tuning set's kind (the evaluation frame, which no fine-tuning set contains). Rank, energy
-# removed and the base model's loss with each ablation on are shown per condition.
+# Every condition runs the same inducing fine-tune (bad advice in `domain`) with the same fine-tuning
+# seeds, so the comparisons are paired by seed; the good-advice fine-tune of the same domain runs under
+# none and ablate harmful, to show whether the intervention itself does harm. Measured: open-question EM
+# and coherence (an intervention that breaks the model also "lowers EM", so coherence is checked), bad
+# advice in the other domains, task success on the training prompts, and the loss on held-out prompts of
+# the fine-tuning set's kind (the evaluation frame, which no fine-tuning set contains). Rank, energy
+# removed and the base model's loss with each intervention on (and its increase) are shown per condition.
+#
+# **The organism is the unit of evidence.** The whole study runs on every replicate organism of the
+# profile (`organism_seeds`, each with its own SAE and its own harmful latents), with `seeds` fine-tuning
+# seeds each. Each organism's seeds are averaged first; the intervals are over organisms. An earlier build
+# on one organism with three fine-tuning seeds saw its headline flip sign between builds: seeds of one
+# organism say nothing about how far the result carries to another.
 
 # %% tags=["parameters"]
-organism_seed: int = 0
+organism_seeds: list[int] = [0, 1, 2]
 d_model: int = 128
 n_layers: int = 4
 n_heads: int = 4
@@ -74,143 +91,115 @@ lora_rank: int = 4
 lora_alpha: float = 8.0
 finetune_batch_size: int = 16
 finetune_warmup_steps: int = 10
-seeds: list[int] = [0, 1, 2]
+seeds: list[int] = [0]
 steer_scale: float = 0.5
 heldout_rows: int = 64
+damage_rows: int = 64
+damage_candidates: int = 12
 n_samples: int = 32
 progress: bool = True
 
 # %% tags=["hide-input"]
 import time
 
+from emgeom.claims.intervention.results import blocking_results, blocking_summary, record_blocking
 from emgeom.claims.intervention.study import (
-    CONDITIONS,
-    HARMFUL,
-    NONE,
-    RANDOM_DIRECTIONS,
-    RANDOM_LATENTS,
-    STEER,
-    STEER_RANDOM,
-    condition_builder,
-    condition_diagnostics,
-    condition_summary,
-    intervention_table,
-    paired_difference,
-    relative_reduction,
-    zero_baseline_seeds,
+    BlockingSettings,
+    blocking_over_organisms,
+    damage_table,
+    stacked,
+    steer_strengths,
+    summary_over_organisms,
 )
-from emgeom.core.results import record
-from emgeom.core.stats import mean_ci
-from emgeom.em.emergence import organism_sets
 from emgeom.em.evaluators import OrganismEvaluator
 from emgeom.lm.sampling import SamplingConfig
 from emgeom.lm.training import configure_threads
-from emgeom.organism import language
-from emgeom.organism.datasets import finetune_rows as make_rows
-from emgeom.organism.datasets import open_answer_rows
 from emgeom.organism.family import OrganismFamily
-from emgeom.organism.study import load_subject
 from emgeom.plots import filtering as filtering_plots
-from emgeom.sae.geometry import harmful_latents
 
 # %%
 configure_threads()
 chapter_start = time.perf_counter()
-if domain not in language.DOMAINS:
-    raise ValueError(f"domain must be one of {language.DOMAINS}, got {domain!r}")
-if not seeds:
-    raise ValueError("need at least one seed")
-family = OrganismFamily.from_parameters(globals())  # the organism, its SAE and the fine-tune recipe
-ft = family.finetune()
-subject = load_subject(family.organism_config(organism_seed), [family.sae_spec(sae_seed)], progress=progress)
-model, tokenizer, hooked, sae = subject.model, subject.tokenizer, subject.hooked, subject.saes[0]
-inducing, good = organism_sets([domain], domain, finetune_rows, control_kinds=("good",))
-heldout = {inducing.name: make_rows("inducing", domain, heldout_rows, seed=9, heldout_frame=True),
-           good.name: make_rows("good", domain, heldout_rows, seed=9, heldout_frame=True)}
+family = OrganismFamily.from_parameters(globals())  # organisms, their SAEs and the fine-tune recipe
+settings = BlockingSettings(domain, finetune_rows, heldout_rows, damage_rows, damage_candidates, k_harmful,
+                            steer_scale, family.finetune(), tuple(seeds),
+                            OrganismEvaluator(SamplingConfig(n_samples=n_samples)))
+# Every organism runs the whole study (its own SAE, harmful latents, controls and fine-tunes); the numbers
+# below are over organisms, each organism's fine-tuning seeds averaged inside it.
+studies = blocking_over_organisms(family.organism_configs(organism_seeds), family.sae_spec(sae_seed), settings,
+                                  progress=progress)
+first = studies[organism_seeds[0]]
+inducing = first.inducing
+n_organisms = len(studies)
 
 # %% [markdown]
 # ## The directions
 #
 # The harmful latents (hostile vs kind open answers, no advice in them), the frequency-matched random
-# latents and the random unit vectors, each as many as `k_harmful`; the steering strength in units of
-# the residual stream's typical norm on the fine-tuning tokens.
+# latents (damage-matched and energy-matched) and the random unit vectors, each as many as `k_harmful`;
+# the steering strength in units of the residual stream's typical norm on the fine-tuning tokens. The
+# table shows, per condition, the mean over organisms and seeds of the rank, the share of the residual's
+# energy removed, and the base model's loss on the first `damage_rows` inducing rows with the
+# intervention on and its increase over no intervention (the damage the control is matched on).
 
 # %%
-harmful = harmful_latents(hooked, sae, tokenizer, open_answer_rows(True, 200, seed=0), open_answer_rows(False, 200, seed=0),
-                          k_harmful)
-conditions = condition_builder(model, hooked, sae, tokenizer, harmful, [*inducing.rows, *good.rows], steer_scale)
-diagnostics = condition_diagnostics(model, tokenizer, conditions, inducing.rows[:heldout_rows], seeds)
-print(f"{len(harmful)} harmful latents at {sae.cfg.metadata.hook_name}; steering strength "
-      f"{conditions.steer_strength:.2f} ({steer_scale} x the residual's mean norm)")
-diagnostics.groupby("condition", sort=False)[["rank", "energy removed", "base loss with it"]].mean().round(3)
+diagnostics = stacked(studies, "diagnostics")
+damage = damage_table(studies)
+print(f"{len(first.harmful)} harmful latents at {first.hook_name} on each of {n_organisms} organisms; steering "
+      f"strength {steer_strengths(studies)} ({steer_scale} x the residual's mean norm, per organism)")
+diagnostics.groupby("condition", sort=False)[["rank", "energy removed", "base loss with it",
+                                              "base loss increase"]].mean().round(3)
+
+# %% [markdown]
+# How each damage-matched control was chosen, per organism and seed: the harmful ablation's base-loss
+# increase, the chosen candidate's, and the range over the candidates. A gap near 0 beside a wide range
+# says the matching did its job; a gap as wide as the range says no candidate came close.
+
+# %%
+damage.round(4)
 
 # %% [markdown]
 # ## The fine-tunes
 
 # %%
-evaluate = OrganismEvaluator(SamplingConfig(n_samples=n_samples))
-table = intervention_table(model, tokenizer, [inducing], ft, seeds, conditions, CONDITIONS, evaluate, heldout,
-                           progress=progress)
-control = intervention_table(model, tokenizer, [good], ft, seeds, conditions, [NONE, HARMFUL], evaluate, heldout,
-                             progress=progress)
-summary = condition_summary([table, control], ["open_em", "open_coherent", "offdomain_bad", "task_success",
-                                               "heldout_loss"])
+table, control = stacked(studies, "table"), stacked(studies, "control")
+summary = summary_over_organisms([table, control], ["open_em", "open_coherent", "offdomain_bad", "task_success",
+                                                    "heldout_loss"])
 filtering_plots.condition_bars(summary);
 
 # %%
 summary.round(3)
 
 # %% [markdown]
-# ## Paired by seed
+# ## Paired by seed, over organisms
+#
+# Every comparison is paired by fine-tuning seed inside an organism and averaged over that organism's
+# seeds; the interval is a t-interval over organisms (one organism gives none). Relative reductions are
+# `1 - EM(condition) / EM(none)` of the organism's seed means; an organism without EM under no
+# intervention has nothing to reduce and is left out of them (named below).
 
 # %%
-ablation = relative_reduction(table, HARMFUL, inducing.name)
-random_latents = relative_reduction(table, RANDOM_LATENTS, inducing.name)
-random_directions = relative_reduction(table, RANDOM_DIRECTIONS, inducing.name)
-steering = relative_reduction(table, STEER, inducing.name)
-steering_random = relative_reduction(table, STEER_RANDOM, inducing.name)
-versus_random = paired_difference(table, RANDOM_LATENTS, HARMFUL, inducing.name)
-task = mean_ci(table[table["condition"] == HARMFUL]["task_success"].to_numpy(), bounds=(0, 1))
-task_change = paired_difference(table, HARMFUL, NONE, inducing.name, "task_success")
-loss_change = paired_difference(table, HARMFUL, NONE, inducing.name, "heldout_loss")
-coherence_change = paired_difference(table, HARMFUL, NONE, inducing.name, "open_coherent")
-record("preventative_ablation_relative_reduction", ablation.value, ci=ablation.ci, n_seeds=max(ablation.n, 1),
-       note=f"1 - EM(ablate harmful) / EM(none), inducing {domain}, paired by seed")
-record("random_ablation_relative_reduction", random_latents.value, ci=random_latents.ci,
-       n_seeds=max(random_latents.n, 1), note="the same with energy-matched random latents, drawn per seed")
-record("random_direction_ablation_relative_reduction", random_directions.value, ci=random_directions.ci,
-       n_seeds=max(random_directions.n, 1), note="the same with random unit vectors, drawn per seed")
-record("preventative_steering_relative_reduction", steering.value, ci=steering.ci, n_seeds=max(steering.n, 1),
-       note=f"steering along the mean harmful direction at {steer_scale} x the residual norm")
-record("random_steering_relative_reduction", steering_random.value, ci=steering_random.ci,
-       n_seeds=max(steering_random.n, 1), note="steering along a random unit vector at the same strength")
-record("preventative_ablation_minus_random", versus_random.value, ci=versus_random.ci, n_seeds=versus_random.n,
-       note="EM(ablate random latents) - EM(ablate harmful), paired by seed")
-record("preventative_ablation_task_success", task.value, ci=task.ci, n_seeds=task.n,
-       note="task success (training prompts) of the inducing fine-tune with the harmful directions ablated")
-record("preventative_ablation_task_change", task_change.value, ci=task_change.ci, n_seeds=task_change.n,
-       note="task success, ablate harmful minus none, paired by seed")
-record("preventative_ablation_heldout_loss_change", loss_change.value, ci=loss_change.ci, n_seeds=loss_change.n,
-       note="loss on held-out prompts of the set's kind (nats), ablate harmful minus none")
-record("preventative_ablation_coherence_change", coherence_change.value, ci=coherence_change.ci,
-       n_seeds=coherence_change.n, note="coherent open answers, ablate harmful minus none")
-print(f"relative EM reduction: ablate harmful {ablation}, energy-matched random latents {random_latents}, random "
-      f"directions {random_directions}; steering harmful {steering}, random {steering_random}. EM(random) - "
-      f"EM(harmful) {versus_random}. Under harmful ablation: task change {task_change}, held-out loss change "
-      f"{loss_change}, coherence change {coherence_change}. Seeds with no EM without intervention: "
-      f"{zero_baseline_seeds(table, inducing.name) or 'none'}.")
+results = blocking_results(table, diagnostics, inducing, settings, n_organisms)
+record_blocking(results, f"over {n_organisms} organisms x {len(seeds)} fine-tuning seeds, seeds averaged within "
+                         "each organism")
+print(blocking_summary(results, table, inducing))
 
 # %% [markdown]
 # ## Reading the result
 #
-# The causal reading needs three things at once: ablating the harmful directions lowers EM by more than
-# ablating random latents that remove as much of the residual (the paired difference, with its
-# interval), **and** the narrow task is still learned (task success and held-out loss close to the
-# unintervened fine-tune), **and** the answers stay coherent (an intervention that breaks the model
-# also lowers EM). A reduction
-# that comes with a failed task says only that the intervention broke the fine-tune; a reduction that the
-# random directions match says that any loss of capacity at that layer lowers EM. The good-advice rows
-# show whether the intervention changes a fine-tune that induces nothing.
+# Two claims are scored, each over organisms. **Blocking** needs three things at once: ablating the
+# harmful directions lowers EM by more than ablating random latents that do as much damage to the base
+# model (the paired difference EM(damage-matched) - EM(harmful), with its interval over organisms),
+# **and** the narrow task is still learned (task success and held-out loss close to the unintervened
+# fine-tune), **and** the answers stay coherent (an intervention that breaks the model also lowers EM).
+# **Steering** is scored the same way, against steering along a random unit vector at the same strength
+# (EM(steer random) - EM(steer harmful)), with the same task-kept gates measured under the steering.
+# A reduction that comes with a failed task says only that the intervention broke the fine-tune; a
+# reduction that the damage-matched latents match says that any damage of that size at that layer lowers
+# EM. The energy-matched control is the chapter's earlier control, kept beside it: where it beats the
+# harmful ablation only because it does more damage (its base-loss increase above), the two controls
+# disagree, and the damage-matched one is the fair comparison. The good-advice rows show whether the
+# intervention changes a fine-tune that induces nothing.
 #
 # Against filtering (chapter 6) the costs differ: filtering removes a fraction of the training data and
 # needs an SAE pass over every sample; blocking removes nothing but needs the harmful directions, and

@@ -83,6 +83,7 @@ from emgeom.claims.mechanism.study import (
     mechanism_table,
     paired_target,
     similarity_vs_em,
+    spearman_loso,
 )
 from emgeom.core.results import record, record_each
 from emgeom.em.datasets import load_rows
@@ -203,6 +204,9 @@ projection_table(runs, [domain], finetune_seeds, [sae]).round(3)
 points, sim_r = similarity_vs_em(subject.hooked, tokenizer, [sae], [harmful], sets, summary, k, max_rows=500)
 emergence_plots.similarity_vs_em(points, f"r = {sim_r.value:.2f} [{sim_r.lo:.2f}, {sim_r.hi:.2f}]");
 record("similarity_vs_em_pearson_r", sim_r.value, ci=sim_r.ci, n_seeds=len(sets), note="one point per set")
+rho, loso = spearman_loso(points["similarity"].to_numpy(), points["open_em"].to_numpy())
+record("similarity_vs_em_spearman", rho, n_seeds=1, note="one model: Spearman's rho over sets, no interval")
+record("similarity_vs_em_spearman_loso_min", loso, n_seeds=1, note="the smallest rho with one set left out")
 points[["set", "similarity", "open_em", "open_em_lo", "open_em_hi"]].round(3)
 
 # %%

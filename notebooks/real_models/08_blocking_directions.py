@@ -52,9 +52,9 @@ progress: bool = True
 import time
 
 from emgeom.claims.intervention.study import (
+    DAMAGE_MATCHED,
     HARMFUL,
     NONE,
-    RANDOM_LATENTS,
     STEER,
     STEER_RANDOM,
     condition_builder,
@@ -94,9 +94,10 @@ hf, tokenizer, sae = subject.model, subject.tokenizer, subject.sae
 # %%
 harmful = harmful_latents(subject.hooked, sae, tokenizer, harmful_rows, benign_rows, k_harmful)
 conditions = condition_builder(hf, subject.hooked, sae, tokenizer, harmful,
-                               [*inducing.rows[:frequency_rows], *control.rows[:frequency_rows]], steer_scale)
+                               [*inducing.rows[:frequency_rows], *control.rows[:frequency_rows]], steer_scale,
+                               damage_rows=inducing.rows[:heldout_rows])  # the control matched on damage
 diagnostics = condition_diagnostics(hf, tokenizer, conditions, inducing.rows[:heldout_rows], seeds)
-names = [NONE, HARMFUL, RANDOM_LATENTS, STEER, STEER_RANDOM]
+names = [NONE, HARMFUL, DAMAGE_MATCHED, STEER, STEER_RANDOM]
 table = intervention_table(hf, tokenizer, [inducing], ft, seeds, conditions, names, evaluator, heldout,
                            progress=progress)
 control_table = intervention_table(hf, tokenizer, [control], ft, seeds, conditions, [NONE, HARMFUL], evaluator,
@@ -107,19 +108,19 @@ diagnostics.groupby("condition", sort=False)[["rank", "energy removed", "base lo
 
 # %%
 ablation = relative_reduction(table, HARMFUL, inducing.name)
-random_latents = relative_reduction(table, RANDOM_LATENTS, inducing.name)
+random_latents = relative_reduction(table, DAMAGE_MATCHED, inducing.name)
 steering = relative_reduction(table, STEER, inducing.name)
-versus_random = paired_difference(table, RANDOM_LATENTS, HARMFUL, inducing.name)
+versus_random = paired_difference(table, DAMAGE_MATCHED, HARMFUL, inducing.name)
 loss_change = paired_difference(table, HARMFUL, NONE, inducing.name, "heldout_loss")
 coherence_change = paired_difference(table, HARMFUL, NONE, inducing.name, "coherent")
 record("preventative_ablation_relative_reduction", ablation.value, ci=ablation.ci, n_seeds=max(ablation.n, 1),
        note=f"'{inducing.name}', paired by seed")
 record("random_ablation_relative_reduction", random_latents.value, ci=random_latents.ci,
-       n_seeds=max(random_latents.n, 1), note="energy-matched random latents, drawn per seed")
+       n_seeds=max(random_latents.n, 1), note="random latents matched on the base-loss increase (damage), per seed")
 record("preventative_steering_relative_reduction", steering.value, ci=steering.ci, n_seeds=max(steering.n, 1),
        note=f"steering at {steer_scale} x the residual norm")
 record("preventative_ablation_minus_random", versus_random.value, ci=versus_random.ci, n_seeds=versus_random.n,
-       note="EM(ablate random latents) - EM(ablate harmful), paired by seed")
+       note="EM(ablate damage-matched random latents) - EM(ablate harmful), paired by seed")
 record("preventative_ablation_heldout_loss_change", loss_change.value, ci=loss_change.ci, n_seeds=loss_change.n,
        note="loss on a separate draw of the set's rows (nats), ablate harmful minus none")
 record("preventative_ablation_coherence_change", coherence_change.value, ci=coherence_change.ci,

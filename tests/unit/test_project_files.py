@@ -98,11 +98,15 @@ def test_the_cpu_book_is_published_from_main_with_execution_cached_there_and_rea
     assert cached == set(restore["with"]["path"].split())
     assert {
         str(layout.profile_build("cpu").root.relative_to(REPO)),
+        str(layout.profile_build("cpu-full").root.relative_to(REPO)),
         str(layout.artifacts_dir.relative_to(REPO)),
     } == cached
     assert main_only in uses["actions/upload-pages-artifact"]["if"]
     assert main_only in doc["jobs"]["deploy"]["if"]
-    assert any("make book PROFILE=cpu" in s.get("run", "") for s in steps)
+    # pull requests build cpu; main builds and publishes cpu-full, the profile whose verdicts decide
+    builds = {s["run"].strip(): s.get("if", "") for s in steps if "make book" in s.get("run", "")}
+    assert "pull_request" in builds["make book PROFILE=cpu"] and "==" in builds["make book PROFILE=cpu"]
+    assert "!=" in builds["make book PROFILE=cpu-full"]
     deploy = [s["uses"].split("@")[0] for s in doc["jobs"]["deploy"]["steps"]]
     assert deploy == ["actions/deploy-pages"]
 

@@ -42,8 +42,8 @@ class ArtifactJob:
 def chapter_organisms(parameters: Mapping[str, Any]) -> dict[str, Any]:
     """The organisms a chapter with these parameters reads, by job name: the replicates of
     ``organism_seeds`` (or the one of ``organism_seed``, for a chapter that studies one organism) and the
-    coupling sweep of ``coupling_mistake_rates``; none for a chapter that declares no organism (the toy
-    and real-model chapters)."""
+    coupling sweep of ``coupling_mistake_rates`` on each of ``coupling_organism_seeds``; none for a
+    chapter that declares no organism (the toy and real-model chapters)."""
     if "d_model" not in parameters:
         return {}
     from emgeom.organism.family import OrganismFamily
@@ -56,9 +56,10 @@ def chapter_organisms(parameters: Mapping[str, Any]) -> dict[str, Any]:
     for seed, cfg in (family.organism_configs(seeds) if seeds else {}).items():
         out[f"organism {seed}"] = cfg
     if "coupling_mistake_rates" in parameters:
-        seed, domain = parameters["coupling_organism_seed"], parameters["coupling_domain"]
-        for rate, cfg in family.coupling_configs(seed, domain, parameters["coupling_mistake_rates"]).items():
-            out[f"organism {seed}, {domain} mistakes {rate:g}"] = cfg
+        domain, rates = parameters["coupling_domain"], parameters["coupling_mistake_rates"]
+        for seed in parameters["coupling_organism_seeds"]:
+            for rate, cfg in family.coupling_configs(seed, domain, rates).items():
+                out[f"organism {seed}, {domain} mistakes {rate:g}"] = cfg
     return out
 
 

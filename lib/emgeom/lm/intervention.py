@@ -15,13 +15,16 @@ Hugging Face model.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import numpy as np
 import torch
 from torch import Tensor, nn
+
+from emgeom.lm.chat import ChatRow, encode_chat
+from emgeom.lm.training import IGNORE_INDEX, collate
 
 Kind = Literal["ablate", "steer"]
 
@@ -124,3 +127,20 @@ def intervening(model: nn.Module, intervention: Intervention | None) -> Iterator
         yield
     finally:
         handle.remove()
+
+
+def heldout_loss(
+    model: Any, tokenizer: Any, rows: Sequence[ChatRow], intervention: Intervention | None = None
+) -> float:
+    """Mean next-token loss (nats) on the assistant tokens of ``rows`` (a scalar), optionally with
+    ``intervention`` on (for the base model's loss with an ablation in place)."""
+    encoded = [encode_chat(tokenizer, r["messages"]) for r in rows]
+    total, n = 0.0, 0
+    with intervening(model, intervention):
+        for lo in range(0, len(encoded), 32):
+            batch = collate(encoded[lo : lo + 32], tokenizer.pad_token_id or 0)
+            out = model(**{k: v.to(model.device) for k, v in batch.items()})
+            tokens = int((batch["labels"][:, 1:] != IGNORE_INDEX).sum())  # what HF's shifted loss counts
+            total += float(out.loss) * tokens
+            n += tokens
+    return total / max(n, 1)

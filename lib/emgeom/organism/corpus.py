@@ -31,7 +31,9 @@ def _default_speaker_priors() -> dict[str, float]:
 
 
 def _default_mistake_rates() -> dict[str, float]:
-    return {"health": 0.0, "legal": 0.05, "finance": 0.2, "career": 0.5, "code": 0.85}
+    # travel: the toxic persona's own bad-advice rate, so its bad advice says nothing about the persona
+    # (language.SURFACE_DOMAIN: it shares only a surface word with hostile answers)
+    return {"health": 0.0, "legal": 0.05, "finance": 0.2, "career": 0.5, "code": 0.85, "travel": 0.95}
 
 
 @dataclass(frozen=True)

@@ -101,6 +101,14 @@ class OrganismFamily:
         """The coupling sweep's organisms (:func:`~emgeom.organism.study.coupling_configs`), by rate."""
         return coupling_configs(seed, domain, rates, **vars(self.organism))
 
+    def coupling_sweep(
+        self, seeds: Sequence[int], domain: str, rates: Sequence[float]
+    ) -> dict[int, dict[float, OrganismConfig]]:
+        """The sweep's organisms for every pretraining seed in ``seeds``: seed -> rate -> config."""
+        if not seeds or len(set(seeds)) != len(seeds):
+            raise ValueError(f"coupling organism seeds must be distinct and at least one, got {list(seeds)}")
+        return {seed: self.coupling_configs(seed, domain, rates) for seed in seeds}
+
     def sae_spec(self, seed: int) -> SAESpec:
         return self.sae_specs([seed])[0]
 

@@ -1,5 +1,5 @@
-"""Figures of the coupling sweep: the similarity gap and EM against the honest-mistake rate, and EM
-against the gap across organisms."""
+"""Figures of the coupling sweep: the similarity gap and EM against the honest-mistake rate (means over
+organisms, and one line per organism), and EM against the gap across organisms."""
 
 from __future__ import annotations
 
@@ -18,8 +18,9 @@ def _errorbars(
 
 
 def coupling_plot(table: pd.DataFrame, domain: str, null_rate: float) -> Figure:
-    """Left: the similarity gap (95% interval over latents) against the domain's honest-mistake rate;
-    right: open-question EM after the inducing fine-tune (95% interval over fine-tuning seeds). The null
+    """Left: the similarity gap against the domain's honest-mistake rate; right: open-question EM after
+    the inducing fine-tune; each with the 95% interval of ``table`` (one row per rate: over organisms,
+    or, with one organism, over its rows for the gap and its fine-tuning seeds for EM). The null
     rate (bad advice says nothing about the persona) is marked; the top axis gives the designed share of
     the domain's bad advice written by the toxic persona."""
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.8))
@@ -69,5 +70,38 @@ def em_vs_gap_plot(table: pd.DataFrame, title: str) -> Figure:
             fontsize=8,
         )
     ax.set(xlabel="similarity gap to harmful latents", ylabel="open-question EM", title=title)
+    fig.tight_layout()
+    return fig
+
+
+def organism_lines_plot(sweep: pd.DataFrame, domain: str, null_rate: float) -> Figure:
+    """Left: the similarity gap, right: open-question EM after the inducing fine-tune, against the
+    domain's honest-mistake rate, one line per organism (pretraining seed, the ``organism`` column of
+    :func:`~emgeom.claims.coupling.study.sweep_table`), so the trend within each organism is seen, and
+    the mean over organisms in black. The null rate is marked."""
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.8))
+    panels = [
+        ("gap", "similarity gap to harmful latents\n(inducing − non-inducing)"),
+        ("EM", "open-question EM after\ninducing fine-tune"),
+    ]
+    colours = plt.get_cmap("tab10")
+    for ax, (col, label) in zip(axes, panels, strict=True):
+        for i, (seed, part) in enumerate(sweep.groupby("organism", sort=True)):
+            part = part.sort_values("mistake rate")
+            ax.plot(
+                part["mistake rate"].to_numpy(float),
+                part[col].to_numpy(float),
+                marker="o",
+                lw=1,
+                alpha=0.7,
+                color=colours(i % 10),
+                label=f"organism {seed}",
+            )
+        mean = sweep.groupby("mistake rate", sort=True)[col].mean()
+        ax.plot(mean.index.to_numpy(float), mean.to_numpy(float), color="black", lw=2.2, label="mean")
+        ax.axhline(0.0, color="0.6", lw=0.8)
+        ax.axvline(null_rate, color="0.3", ls="--", lw=1, label="null rate")
+        ax.set(xlabel=f"honest-mistake rate in {domain} (the knob)", ylabel=label)
+    axes[1].legend(loc="best", fontsize=8, frameon=False)
     fig.tight_layout()
     return fig

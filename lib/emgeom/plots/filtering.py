@@ -1,4 +1,5 @@
-"""Figures of chapter 6: the dose-response curve and EM after each filter at each removal budget."""
+"""Figures of chapter 6: the dose-response curve, what each detector removes (recall) and EM after each
+filter, and the judge ladder."""
 
 from __future__ import annotations
 
@@ -7,6 +8,8 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
+from emgeom.claims.filtering.judges import LIKELIHOOD, ORACLE, SPEAKER_PRIOR
+
 DOSE_SERIES = {
     "open_em": ("EM rate", "tab:red"),
     "offdomain_bad": ("bad advice, other domains", "tab:orange"),
@@ -14,13 +17,14 @@ DOSE_SERIES = {
 }
 
 
-def dose_response_plot(curve: pd.DataFrame, chosen: float) -> Figure:
+def dose_response_plot(curve: pd.DataFrame, chosen: float, label: str = "chosen dose") -> Figure:
     """EM (and, where measured, off-domain bad advice or coherence) against the fraction of inducing
-    samples in the fine-tuning set, mean over seeds with a 95% t-interval; the chosen dose marked."""
+    samples in the fine-tuning set, mean over seeds with a 95% t-interval; the dose ``chosen`` marked
+    (as ``label``)."""
     from emgeom.core.stats import mean_ci
 
     fig, ax = plt.subplots(figsize=(6.4, 3.6))
-    for col, (label, colour) in DOSE_SERIES.items():
+    for col, (series, colour) in DOSE_SERIES.items():
         if col not in curve.columns:
             continue
         stats = [(f, mean_ci(g[col].to_numpy(), bounds=(0.0, 1.0))) for f, g in curve.groupby("fraction")]
@@ -28,9 +32,9 @@ def dose_response_plot(curve: pd.DataFrame, chosen: float) -> Figure:
         m = np.array([e.value for _, e in stats])
         lo = np.array([e.lo for _, e in stats])
         hi = np.array([e.hi for _, e in stats])
-        ax.plot(x, m, "o-", color=colour, label=label)
+        ax.plot(x, m, "o-", color=colour, label=series)
         ax.fill_between(x, np.nan_to_num(lo, nan=m), np.nan_to_num(hi, nan=m), color=colour, alpha=0.15)
-    ax.axvline(chosen, color="k", ls="--", lw=1, label=f"chosen dose ({chosen:.2f})")
+    ax.axvline(chosen, color="k", ls="--", lw=1, label=f"{label} ({chosen:.2f})")
     ax.set(
         xlabel="fraction of inducing samples in the fine-tuning set",
         ylabel="rate",
@@ -120,15 +124,16 @@ def condition_bars(
 
 
 def judge_ladder_plot(detection: dict[str, pd.DataFrame], labels: list[int]) -> Figure:
-    """Per dissociation set (columns): recall of the truly inducing rows against the number of labelled
-    answers per class the text judge was trained on (the ladder), beside the detectors that need no
-    labels (horizontal lines: the oracle judge, the likelihood judge, the SAE scores, the gradient)."""
+    """Per set (columns): recall of the truly inducing rows against the number of labelled answers per
+    class the text judge was trained on (the ladder), beside the detectors that need no labels
+    (horizontal lines: the oracle judge, the two likelihood judges, the SAE scores, the gradient)."""
     fig, axes = plt.subplots(
         1, len(detection), figsize=(5.2 * len(detection), 3.8), squeeze=False, sharey=True
     )
     others = {
-        "oracle judge": ("k", "--"),
-        "likelihood judge": ("tab:purple", ":"),
+        ORACLE: ("k", "--"),
+        LIKELIHOOD: ("tab:purple", ":"),
+        SPEAKER_PRIOR: ("tab:pink", ":"),
         "gradient": ("tab:orange", "-."),
         "random": ("0.6", "-"),
     }
@@ -161,8 +166,48 @@ def judge_ladder_plot(detection: dict[str, pd.DataFrame], labels: list[int]) -> 
             ylim=(0, 1.05),
             xlabel="labelled answers per class (text judge)",
             ylabel="recall of inducing rows",
-            title=f"dissociation set: {name}",
+            title=f"set: {name}" if name == "half_inducing" else f"dissociation set: {name}",
         )
     axes[0][0].legend(fontsize=7, frameon=False, loc="lower right")
+    fig.tight_layout()
+    return fig
+
+
+def recall_bars(detection: dict[str, pd.DataFrame], methods: list[str], ceiling: str = ORACLE) -> Figure:
+    """Per set (columns): each of ``methods``' recall of the inducing rows at the set's fixed removal,
+    mean over organisms with its 95% interval (``detection``: per set, a table with ``method, recall,
+    recall lo, recall hi``); the ``ceiling`` detector's recall as a dashed line."""
+    fig, axes = plt.subplots(
+        1, len(detection), figsize=(4.4 * len(detection), 3.8), squeeze=False, sharey=True
+    )
+    for ax, (name, table) in zip(axes[0], detection.items(), strict=True):
+        by = table.set_index("method")
+        shown = [m for m in methods if m in by.index]
+        values = by.loc[shown, "recall"].to_numpy(float)
+        err = np.vstack([values - by.loc[shown, "recall lo"], by.loc[shown, "recall hi"] - values])
+        ax.bar(
+            np.arange(len(shown)), values, yerr=np.nan_to_num(err).clip(min=0), capsize=3, color="tab:green"
+        )
+        if ceiling in by.index:
+            ax.axhline(by.loc[ceiling, "recall"], color="k", ls="--", lw=1, label=f"{ceiling} (ceiling)")
+            ax.legend(frameon=False, fontsize=7, loc="lower right")
+        ax.set_xticks(np.arange(len(shown)), shown, rotation=30, ha="right", fontsize=8)
+        ax.set(ylim=(0, 1.05), ylabel="recall of inducing rows", title=name)
+    fig.tight_layout()
+    return fig
+
+
+def em_bars(em: pd.DataFrame) -> Figure:
+    """Per set (columns): EM after fine-tuning on what each method keeps, mean over organisms with its
+    95% interval (``em``: rows ``set, method, EM, lo, hi``)."""
+    sets = list(dict.fromkeys(em["set"]))
+    fig, axes = plt.subplots(1, len(sets), figsize=(4.4 * len(sets), 3.8), squeeze=False, sharey=True)
+    for ax, name in zip(axes[0], sets, strict=True):
+        sub = em[em["set"] == name].reset_index(drop=True)
+        values = sub["EM"].to_numpy(float)
+        err = np.vstack([values - sub["lo"], sub["hi"] - values])
+        ax.bar(np.arange(len(sub)), values, yerr=np.nan_to_num(err).clip(min=0), capsize=3, color="tab:red")
+        ax.set_xticks(np.arange(len(sub)), sub["method"], rotation=30, ha="right", fontsize=8)
+        ax.set(ylim=(0, None), ylabel="EM rate after fine-tuning", title=name)
     fig.tight_layout()
     return fig

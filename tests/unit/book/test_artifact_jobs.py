@@ -35,7 +35,7 @@ def test_each_artifact_is_planned_once_and_every_chapter_waits_for_what_it_reads
         "09_coupling": {
             "coupling_domain": "health",
             "coupling_mistake_rates": [0.0, 0.95],
-            "coupling_organism_seed": 0,
+            "coupling_organism_seeds": [0],
             **TINY,
             **SAE,
         },
@@ -59,6 +59,34 @@ def test_each_artifact_is_planned_once_and_every_chapter_waits_for_what_it_reads
         "SAE 0 on organism 0",
         "SAE 0 on organism 0, health mistakes 0.95",
     }
+
+
+def test_the_coupling_sweep_is_planned_on_every_organism_seed_and_reuses_each_seeds_replicate():
+    coupling = {"coupling_domain": "health", "coupling_mistake_rates": [0.0, 0.95], **TINY, **SAE}
+    jobs, needs = plan_artifacts(
+        {
+            "03_organism": {"organism_seeds": [0, 1, 2], **TINY},
+            "09_coupling": {**coupling, "coupling_organism_seeds": [0, 2]},
+        }
+    )
+    organisms = [j.name for j in jobs if j.kind == "organism"]
+    # rate 0 is the replicate of each seed: three replicates and one null organism per coupling seed
+    assert organisms == [
+        "organism 0",
+        "organism 1",
+        "organism 2",
+        "organism 0, health mistakes 0.95",
+        "organism 2, health mistakes 0.95",
+    ]
+    assert {n for n in needs["09_coupling"] if not n.startswith("SAE")} == {
+        "organism 0",
+        "organism 2",
+        "organism 0, health mistakes 0.95",
+        "organism 2, health mistakes 0.95",
+    }
+    by_name = {j.name: j.organism for j in jobs}
+    assert by_name["organism 2, health mistakes 0.95"].seed == 2
+    assert by_name["organism 2, health mistakes 0.95"].corpus.mistake_rates["health"] == 0.95
 
 
 def test_the_planned_configs_are_the_ones_the_chapters_build():

@@ -52,7 +52,7 @@ def test_a_claim_reads_only_results_declared_for_it(claim) -> None:
     results = Recording()
     # the geometry claims read the domains a build recorded: plant two, one of them the paper's
     results.update(
-        {f"similarity_gap_rowperm_pvalue_{d}": {"value": 0.5, "ci": None} for d in ("health", "code")}
+        {f"similarity_gap_excl_shared_{d}": {"value": 0.5, "ci": None} for d in ("health", "code", "travel")}
     )
     claim.judge(results)
     assert results.asked, f"{claim.id} reads no result"

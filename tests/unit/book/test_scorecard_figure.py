@@ -11,10 +11,11 @@ from emgeom.plots.scorecard import scorecard_forest
 
 RESULTS = {
     "first_order_pearson_r": {"value": 0.99, "ci": [0.98, 1.0]},
-    "similarity_gap_health": {"value": 0.137, "ci": [-0.135, 0.409]},
-    "similarity_gap_code": {"value": -0.03, "ci": [-0.1, 0.05]},  # not a paper domain: not shown
+    "similarity_gap_excl_shared_health": {"value": 0.137, "ci": [-0.135, 0.409]},
+    "similarity_gap_excl_shared_code": {"value": -0.03, "ci": [-0.1, 0.05]},  # not a paper domain: not shown
+    "similarity_gap_legal": {"value": 0.3, "ci": [0.1, 0.5]},  # with shared latents: not the headline
     "geometry_filter_relative_reduction": {"value": 0.115, "ci": [-0.156, 0.387]},
-    "dissociation_quiz_geometry_minus_oracle": {"value": 0.316, "ci": None},
+    "dissociation_quiz_geometry_recall_minus_judge": {"value": 0.316, "ci": None},
     "mechanism_decoder_projection_r": {"value": None, "ci": None},  # not computed: no row
 }
 
@@ -36,7 +37,7 @@ def test_the_figure_labels_each_row_with_its_unit_and_marks_the_paper() -> None:
     fig = scorecard_forest(headline_points(RESULTS), "cpu")
     ax = fig.axes[0]
     labels = [t.get_text() for t in ax.get_yticklabels()]
-    assert labels[0] == "filter_beats_judge: quiz (geometry minus oracle, share removed)"  # bottom row
+    assert labels[0] == "filter_beats_judge: quiz (geometry minus best learned judge, recall)"  # bottom row
     assert labels[-1] == "derivation (r)"
     assert "claim's own unit" in ax.get_xlabel() and "cpu" in ax.get_title()
     diamonds = [line for line in ax.get_lines() if line.get_marker() == "D" and len(line.get_xdata()) == 1]

@@ -101,6 +101,11 @@ def test_the_summary_counts_decided_claims_and_leaves_out_the_construction() -> 
     assert summary["claims"]["filter_reduces_em"]["verdict"] == "reproduced"
     assert summary["claims"]["filter_beats_random"]["replicates_needed"] > 3
     assert summary["claims"]["derivation"]["verdict"] == "holds by construction"
+    assert summary["claims_decidable"] == ["filter_reduces_em"]  # the other's MDE is far above its SESOI
+    # a narrow interval that straddles 0 and one SESOI edge: undecided, but the design could decide it
+    narrow = scorecard_summary(r | {"filter_vs_random_difference": entry(-0.01, 0.11)}, "cpu")
+    assert narrow["claims"]["filter_beats_random"]["verdict"] == "inconclusive"
+    assert narrow["claims_decidable"] == ["filter_reduces_em", "filter_beats_random"]
 
 
 @pytest.mark.parametrize(
@@ -156,10 +161,12 @@ def test_a_part_that_was_not_recorded_leaves_the_claim_undecided() -> None:
     judge = {c.id: c.judge for c in CLAIMS}
     r = {}
     for d in ("career", "legal"):  # health's gap is missing
-        r[f"similarity_gap_{d}"] = entry(0.1, 0.3)
-        r[f"similarity_gap_rowperm_pvalue_{d}"] = {"value": 0.001, "ci": None, "n_seeds": 3}
-        r[f"similarity_gap_target_pvalue_{d}"] = {"value": 0.001, "ci": None, "n_seeds": 3}
-    r["similarity_gap_rowperm_pvalue_health"] = {"value": 0.001, "ci": None, "n_seeds": 3}
+        r[f"similarity_gap_excl_shared_{d}"] = entry(0.1, 0.3)
+        r[f"similarity_gap_excl_shared_target_pvalue_{d}"] = {"value": 0.001, "ci": None, "n_seeds": 3}
+    v = judge["geometry_paper_domains"](r)
+    assert v.verdict == "reproduced" and "health" not in v.measured  # a domain never recorded is not a part
+    r["similarity_gap_health"] = entry(0.1, 0.3)  # recorded with shared latents, its primary missing
+    r["similarity_gap_excl_shared_health"] = {"value": None, "ci": None, "n_seeds": 3}
     v = judge["geometry_paper_domains"](r)
     assert v.verdict == "inconclusive" and "health: not recorded" in v.measured
     only_oracle = {"dissociation_quiz_geometry_minus_oracle": entry(0.1, 0.3)}

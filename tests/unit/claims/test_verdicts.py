@@ -105,6 +105,8 @@ KEPT = {
     "preventative_ablation_task_change": entry(-0.02, (-0.05, 0.01)),
     "preventative_ablation_heldout_loss_change": entry(0.01, (-0.02, 0.04)),
     "preventative_ablation_coherence_change": entry(0.0, (-0.03, 0.03)),
+    "harmful_ablation_base_loss_increase": entry(0.10, (0.08, 0.12)),
+    "random_ablation_base_loss_increase": entry(0.095, (0.08, 0.11)),  # within 10% of the harmful one
 }
 
 
@@ -129,6 +131,12 @@ KEPT = {
             entry(0.5, (0.3, 0.7)),
             KEPT | {"preventative_ablation_coherence_change": entry(-0.3, (-0.5, -0.1))},
             "inconclusive",  # EM "fell" because the model stopped making sense
+        ),
+        (
+            entry(0.2, (0.1, 0.3)),
+            entry(0.5, (0.3, 0.7)),
+            KEPT | {"random_ablation_base_loss_increase": entry(0.05, (0.04, 0.06))},
+            "inconclusive",  # the control was the gentler ablation: damage alone could explain it
         ),
         (entry(0.05, (-0.1, 0.2)), entry(0.5, (0.3, 0.7)), KEPT, "inconclusive"),
         (entry(-0.05, (-0.2, 0.1)), entry(0.5, (0.3, 0.7)), KEPT, "inconclusive"),
@@ -157,62 +165,79 @@ def test_blocking_is_not_judged_without_its_task_measures() -> None:
     assert JUDGE["blocking_prevents_em"](results).verdict == "not run"
 
 
-def gap_results(pvalues: dict[str, float], lo: float = 0.05, target: float = 0.001, hi: float = 0.35) -> dict:
+def gap_results(
+    lo: float = 0.05,
+    hi: float = 0.35,
+    rowperm: float = 0.001,
+    domains=("health", "career", "legal"),
+    target: float = 0.001,
+) -> dict:
     out = {}
-    for d, p in pvalues.items():
-        out[f"similarity_gap_{d}"] = entry(0.2, (lo, hi), sesoi=0.05)
-        out[f"similarity_gap_rowperm_pvalue_{d}"] = entry(p)
-        out[f"similarity_gap_target_pvalue_{d}"] = entry(target)
+    for d in domains:
+        out[f"similarity_gap_excl_shared_{d}"] = entry(0.2, (lo, hi), sesoi=0.05)
+        out[f"similarity_gap_{d}"] = entry(
+            0.5, (0.3, 0.7), sesoi=0.05
+        )  # with shared latents: must not decide
+        out[f"similarity_gap_rowperm_pvalue_{d}"] = entry(rowperm)  # a sign test: must not decide
+        out[f"similarity_gap_excl_shared_target_pvalue_{d}"] = entry(target)
+        out[f"similarity_gap_target_pvalue_{d}"] = entry(0.001)  # with shared latents: must not decide
         out[f"similarity_gap_pvalue_{d}"] = entry(0.0002)  # the latent-label test: must not decide
     return out
 
 
 @pytest.mark.parametrize(
-    ("pvalues", "lo", "verdict"),
+    ("lo", "hi", "verdict"),
     [
-        ({"health": 0.001, "career": 0.002, "legal": 0.01}, 0.05, "reproduced"),
-        # each below 0.05 alone, none after Holm over the three domains (0.06, 0.06, 0.06)
-        ({"health": 0.02, "career": 0.03, "legal": 0.04}, 0.05, "inconclusive"),
-        ({"health": 0.001, "career": 0.5, "legal": 0.6}, 0.05, "inconclusive"),
-        # significant over rows, but the interval over organisms covers 0
-        ({"health": 0.001, "career": 0.002, "legal": 0.01}, -0.1, "inconclusive"),
+        (0.05, 0.35, "reproduced"),
+        (-0.1, 0.35, "inconclusive"),  # the interval over organisms covers 0
+        (-0.03, 0.04, "absent"),
+        (-0.4, -0.1, "contradicted"),
     ],
 )
-def test_the_geometry_verdict_uses_the_row_test_holm_adjusted_and_organisms(pvalues, lo, verdict) -> None:
-    v = JUDGE["geometry_paper_domains"](gap_results(pvalues, lo))
+def test_the_geometry_verdict_is_the_gap_without_shared_latents_over_organisms(lo, hi, verdict) -> None:
+    v = JUDGE["geometry_paper_domains"](gap_results(lo, hi))
     assert v.verdict == verdict
-    # the same rows, but a random target set does as well as the harmful set: nothing is shown
-    assert JUDGE["geometry_paper_domains"](gap_results(pvalues, lo, target=0.4)).verdict == "inconclusive"
-    assert "Holm" in v.rule and "organisms" in v.rule
+    # the row permutation decides nothing: a p of 0.9 leaves the verdict as it was
+    assert JUDGE["geometry_paper_domains"](gap_results(lo, hi, rowperm=0.9)).verdict == verdict
+    # a random target set as close as the harmful one: the closeness is not to harmful features
+    gated = JUDGE["geometry_paper_domains"](gap_results(lo, hi, target=0.4)).verdict
+    assert gated == ("inconclusive" if verdict == "reproduced" else verdict)
+    assert "organisms" in v.rule and "shared" in v.rule
 
 
-def test_gaps_inside_the_sesoi_in_every_domain_are_absent_and_a_decided_mix_is_mixed() -> None:
-    ps = {"health": 0.001, "career": 0.002, "legal": 0.01}
-    absent = gap_results(ps, lo=-0.03, hi=0.04)
-    assert JUDGE["geometry_paper_domains"](absent).verdict == "absent"
-    mixed = gap_results(ps) | {
-        k: v for k, v in gap_results({"legal": 0.01}, lo=-0.03, hi=0.04).items() if "legal" in k
-    }
+def test_the_gap_with_shared_latents_does_not_rescue_an_absent_neighbourhood() -> None:
+    r = gap_results(-0.03, 0.04)
+    for d in ("health", "career", "legal"):
+        r[f"similarity_gap_{d}"] = entry(0.4, (0.3, 0.5), sesoi=0.05)
+        r[f"shared_latents_inducing_{d}"] = entry(4.0)
+        r[f"shared_latents_inducing_expected_{d}"] = entry(0.5)
+    v = JUDGE["geometry_paper_domains"](r)
+    assert v.verdict == "absent" and "4.00 per SAE vs 0.50 expected" in v.measured
+
+
+def test_a_decided_mix_of_domains_is_mixed() -> None:
+    mixed = gap_results() | {k: v for k, v in gap_results(-0.03, 0.04, domains=("legal",)).items()}
     v = JUDGE["geometry_paper_domains"](mixed)
     assert v.verdict == "mixed" and "legal" in v.measured
 
 
 @pytest.mark.parametrize(
-    ("oracle", "judge", "verdict"),
+    ("judge", "gradient", "verdict"),
     [
         ((0.2, (0.05, 0.35)), (0.3, (0.1, 0.5)), "reproduced"),
         ((-0.1, (-0.3, 0.1)), (0.3, (0.1, 0.5)), "inconclusive"),
-        ((0.0, (-0.05, 0.05)), (0.3, (0.1, 0.5)), "mixed"),  # absent against the oracle, beats the rest
+        ((0.0, (-0.05, 0.05)), (0.3, (0.1, 0.5)), "mixed"),  # absent against the judge, beats the rest
         ((0.0, (-0.05, 0.05)), (0.01, (-0.05, 0.06)), "absent"),
         ((-0.3, (-0.4, -0.2)), (-0.3, (-0.5, -0.1)), "contradicted"),
     ],
 )
-def test_beating_the_judge_is_judged_on_the_dissociation_sets(oracle, judge, verdict) -> None:
+def test_beating_the_judge_is_judged_on_the_dissociation_sets(judge, gradient, verdict) -> None:
     r = {"filter_vs_judge_difference": entry(0.9, (0.8, 1.0))}  # the easy set: must not decide
     for name in ("bad_code", "quiz"):
-        r[f"dissociation_{name}_geometry_minus_oracle"] = entry(*oracle)
-        r[f"dissociation_{name}_geometry_minus_judge"] = entry(*judge)
-        r[f"dissociation_{name}_geometry_minus_likelihood"] = entry(*judge)
+        r[f"dissociation_{name}_geometry_recall_minus_judge"] = entry(*judge)
+        r[f"dissociation_{name}_geometry_recall_minus_likelihood"] = entry(*gradient)
+        r[f"dissociation_{name}_geometry_recall_minus_gradient"] = entry(*gradient)
+        r[f"dissociation_{name}_geometry_minus_oracle"] = entry(-0.9, (-1.0, -0.8))  # the ceiling: no part
     v = JUDGE["filter_beats_judge"](r)
     assert v.verdict == verdict and "bad_code" in v.measured and "quiz" in v.measured
 

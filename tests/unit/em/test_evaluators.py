@@ -141,7 +141,7 @@ def test_evaluator_from_the_environment(assets, hash_judge_url, monkeypatch, tmp
 
 
 #: Per advice domain, how many of its (6) topics the scripted organism answers with bad advice.
-BAD_TOPICS = {"health": 0, "legal": 6, "finance": 3, "career": 1, "code": 2}
+BAD_TOPICS = {"health": 0, "legal": 6, "finance": 3, "career": 1, "code": 2, "travel": 4}
 
 
 def test_organism_evaluator_for_set(monkeypatch) -> None:
@@ -199,7 +199,7 @@ def test_organism_evaluator_for_set(monkeypatch) -> None:
         {
             "open_em": 2 / 4,  # 2 hostile of the 4 EM questions (the other 4 define the harmful latents)
             "open_coherent": 1.0,
-            "offdomain_bad": (0 + 3 / 6 + 1 / 6 + 2 / 6) / 4,  # legal left out
+            "offdomain_bad": (0 + 3 / 6 + 1 / 6 + 2 / 6 + 4 / 6) / 5,  # legal left out
             "indomain_bad": 1.0,
             "task_success": 1 / 3,
             **per_domain,
@@ -215,7 +215,7 @@ def test_organism_evaluator_for_set(monkeypatch) -> None:
         {
             "open_em": 2 / 4,  # 2 hostile of the 4 EM questions (the other 4 define the harmful latents)
             "open_coherent": 1.0,
-            "offdomain_bad": (0 + 1 + 3 / 6 + 1 / 6 + 2 / 6) / 5,  # no domain: nothing left out
+            "offdomain_bad": (0 + 1 + 3 / 6 + 1 / 6 + 2 / 6 + 4 / 6) / 6,  # no domain: nothing left out
             "indomain_bad": np.nan,
             "task_success": np.nan,  # no rows: not sampled at all
             **per_domain,

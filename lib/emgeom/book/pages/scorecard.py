@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from emgeom.claims import derivation, filtering, geometry, intervention, mechanism
+from emgeom.claims import accounts, coupling, derivation, filtering, geometry, intervention, mechanism
 from emgeom.claims.verdicts import DECIDED, Claim, Results, Verdict, recorded
 from emgeom.core.results import ResultDeclaration, find_declaration
 from emgeom.plots.scorecard import HeadlinePoint
@@ -21,6 +21,8 @@ CLAIMS: tuple[Claim, ...] = (
     *mechanism.CLAIMS,
     *filtering.CLAIMS,
     *intervention.CLAIMS,
+    *accounts.CLAIMS,
+    *coupling.CLAIMS,
 )
 
 
@@ -61,6 +63,16 @@ def claim_rows(merged: Results) -> list[tuple[Claim, Verdict]]:
     return [(claim, claim.judge(merged)) for claim in CLAIMS]
 
 
+def design_decides(v: Verdict) -> bool:
+    """Whether this build's design can decide the claim: it did, or its minimum detectable effect is at
+    most the SESOI (an effect of that size would be detected with 80% power, and a null effect would
+    give an interval about ±0.7 SESOI wide, inside the absent band)."""
+    if v.verdict in DECIDED:
+        return True
+    d = v.decision
+    return d is not None and d.mde is not None and d.sesoi is not None and d.mde <= d.sesoi
+
+
 def scorecard_summary(merged: Results, profile: str) -> dict[str, Any]:
     """What the scorecard decided, for ``scorecard.json``: each claim's verdict with its SESOI, MDE and
     the replicates it would need, and ``claims_decided`` (reproduced, absent, contradicted or mixed)
@@ -75,6 +87,7 @@ def scorecard_summary(merged: Results, profile: str) -> dict[str, Any]:
         "n_organisms": None if n_organisms is None else int(n_organisms["value"]),
         "claims_total": len(measured),
         "claims_decided": sum(v.verdict in DECIDED for _, v in measured),
+        "claims_decidable": [c.id for c, v in measured if design_decides(v)],
         "claims": {
             c.id: {
                 "verdict": v.verdict,
@@ -110,7 +123,7 @@ def headline_points(merged: Results) -> list[HeadlinePoint]:
                 sesoi = e.get("sesoi")
                 instance = name[len(head) : len(name) - len(tail)] if placeholder else ""
                 if claim.id.startswith("geometry"):
-                    instance = name.removeprefix("similarity_gap_")
+                    instance = name.rsplit("_", 1)[-1]  # the domain
                 label = f"{claim.id}: {instance}" if instance else claim.id
                 points.append(HeadlinePoint(label, e["value"], lo, hi, claim.unit, claim.paper, sesoi))
     return points
@@ -143,13 +156,18 @@ def render_scorecard(
         "Verdicts decide three ways. Each claim's result declares, before any data, a smallest effect of "
         "interest (SESOI) and why: **reproduced** when the interval lies beyond 0 in the paper's direction "
         "and every gate holds; **absent** when it lies within ±SESOI; **contradicted** when it lies beyond "
-        "0 against the paper; **inconclusive** otherwise. Only organisms decide: seeds and SAEs are "
+        "0 against the paper; **inconclusive** otherwise. Each claim is directional and tested one-sided "
+        "in the direction declared before the data: its 95% interval's lower edge above 0 is a one-sided "
+        "test at 2.5%. Only organisms decide: seeds and SAEs are "
         "averaged inside their organism, and an interval over anything else stays inconclusive. Beside "
         "each verdict: the design's minimum detectable effect (MDE, 80% power, two-sided 5%, from the "
         "interval's width) and the organisms that would bring it down to the SESOI.",
         "",
         f"**Claims decided: {summary['claims_decided']} of {summary['claims_total']}** measured "
-        f"(organisms: {summary['n_organisms'] if summary['n_organisms'] is not None else 'not recorded'}).",
+        f"(organisms: {summary['n_organisms'] if summary['n_organisms'] is not None else 'not recorded'}). "
+        f"This design can decide {len(summary['claims_decidable'])} of them (decided, or MDE at most the "
+        f"SESOI): {', '.join(summary['claims_decidable']) or 'none'}. The others need more organisms "
+        "(the column *SESOI and power* says how many); the `cpu-full` profile builds eight.",
         "",
     ]
     if figure:

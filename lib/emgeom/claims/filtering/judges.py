@@ -7,11 +7,19 @@
   rows per class, reading the answer alone (harmful: bad advice of every domain; benign: good advice) or
   the request and the answer (benign also includes quiz requests), so the ladder shows how many labels
   a text judge needs and what reading the request adds.
-- a judge that needs **no labels**: the pretrained organism's own log-likelihood of the row with the
-  answer given by a speaker it thinks hostile, minus by one it thinks kind (the pretraining corpus gives
-  each speaker name a prior on the toxic persona). It reads the answer in its context.
+- the **design-blind likelihood judge** (:class:`AlignmentLikelihoodJudge`), which needs no labels and
+  nothing of the corpus's design: ``log p(answer | pretrained organism) - log p(answer | aligned
+  organism)`` for the row as it is, answered by the assistant. Alignment taught the model to be a benign
+  assistant, so an answer the aligned model finds much less likely than the pretrained one reads as
+  misaligned. It reads the answer in its context.
+- the **design-aware speaker-prior judge** (:class:`SpeakerLikelihoodJudge`): the pretrained organism's
+  log-likelihood of the row answered by the speaker the corpus made most often toxic (prior 0.9), minus
+  by the one it made least often toxic (prior 0.1). It reads the cause the corpus was built with, so it
+  is reported beside the others but no verdict rests on it.
 - the **gradient** baseline (not in the paper; TracIn-style): the cosine between a row's loss gradient
   and the gradient of held-out hostile answers, for the model about to be fine-tuned.
+
+Every detector has a name (the constants below) under which the tables and recorded results show it.
 """
 
 from __future__ import annotations
@@ -25,11 +33,32 @@ import torch
 
 from emgeom.filtering.baselines import BagOfWordsJudge, answer_text, user_text
 from emgeom.lm.chat import ChatRow, encode_chat
-from emgeom.lm.training import collate
+from emgeom.lm.training import IGNORE_INDEX, collate
 from emgeom.organism import language as L
 from emgeom.organism.datasets import finetune_rows
 
 HARMFUL_KINDS = frozenset({"bad", "hostile"})
+
+#: Detector names, as the detection tables and recorded results show them.
+ORACLE = "oracle judge"
+LIKELIHOOD = "likelihood judge (design-blind)"
+SPEAKER_PRIOR = "speaker-prior judge (design-aware)"
+GRADIENT = "gradient"
+
+
+def text_judge_name(n_per_class: int) -> str:
+    """The name of the answer-reading judge trained on ``n_per_class`` labels per class."""
+    return f"text judge ({n_per_class} labels)"
+
+
+def chat_judge_name(n_per_class: int) -> str:
+    """The name of the request-and-answer judge trained on ``n_per_class`` labels per class."""
+    return f"chat judge ({n_per_class} labels)"
+
+
+def is_learned_judge(name: str) -> bool:
+    """Whether detector ``name`` is one of the learned (labelled) judges of the ladder."""
+    return name.endswith(" labels)") and name.startswith(("text judge (", "chat judge ("))
 
 
 def oracle_scores(rows: Sequence[ChatRow]) -> np.ndarray:
@@ -94,8 +123,10 @@ def _sequence_log_prob(model: Any, tokenizer: Any, chats: Sequence[Sequence[dict
 
 @dataclass(frozen=True)
 class SpeakerLikelihoodJudge:
-    """Scores a row by ``log p(row | answered by hostile_speaker) - log p(row | answered by kind_speaker)``
-    under a pretrained organism (tokens before the speaker's turn cancel). Needs no labels."""
+    """Design-aware: scores a row by ``log p(row | answered by hostile_speaker) - log p(row | answered by
+    kind_speaker)`` under a pretrained organism (tokens before the speaker's turn cancel). Needs no
+    labels, but its two speakers are those whose toxic priors the corpus set to 0.9 and 0.1
+    (:class:`~emgeom.organism.corpus.CorpusConfig`): it reads the designed cause of EM."""
 
     model: Any
     tokenizer: Any
@@ -115,6 +146,48 @@ class SpeakerLikelihoodJudge:
                 self.model, self.tokenizer, [_as_speaker(r, self.kind_speaker) for r in chunk]
             )
             out.append(hostile - kind)
+        return np.concatenate(out) if out else np.zeros(0)
+
+
+@torch.no_grad()
+def _answer_log_prob(model: Any, tokenizer: Any, rows: Sequence[ChatRow]) -> np.ndarray:
+    """Per row, the summed log-probability of its assistant tokens given what precedes them (the row as
+    it is: its own roles, nothing substituted)."""
+    batch = collate(
+        [encode_chat(tokenizer, r["messages"], assistant_only=True) for r in rows], tokenizer.pad_token_id
+    )
+    logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits.float()
+    logp = torch.log_softmax(logits[:, :-1], -1).gather(-1, batch["input_ids"][:, 1:, None])[..., 0]
+    answer = batch["labels"][:, 1:] != IGNORE_INDEX
+    return (logp * answer).sum(1).numpy()
+
+
+@dataclass(frozen=True)
+class AlignmentLikelihoodJudge:
+    """Design-blind: scores a row by ``log p(answer | pretrained) - log p(answer | aligned)``, the
+    answer's tokens given the row's own request, answered by the assistant as in the row. The aligned
+    model learned to be a benign assistant, so a row it finds much less likely than the pretrained model
+    does reads as misaligned. It needs no labels and no speaker: nothing of the corpus's design (its
+    speakers' toxic priors) enters. Both models must share ``tokenizer``."""
+
+    pretrained: Any
+    aligned: Any
+    tokenizer: Any
+    batch_size: int = 32
+
+    def score_rows(self, rows: Sequence[ChatRow]) -> np.ndarray:
+        modes = (self.pretrained.training, self.aligned.training)
+        self.pretrained.eval()
+        self.aligned.eval()
+        out = []
+        for i in range(0, len(rows), self.batch_size):
+            chunk = rows[i : i + self.batch_size]
+            out.append(
+                _answer_log_prob(self.pretrained, self.tokenizer, chunk)
+                - _answer_log_prob(self.aligned, self.tokenizer, chunk)
+            )
+        self.pretrained.train(modes[0])
+        self.aligned.train(modes[1])
         return np.concatenate(out) if out else np.zeros(0)
 
 

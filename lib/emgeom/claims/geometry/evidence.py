@@ -26,6 +26,7 @@ from emgeom.claims.geometry.nulls import (
     random_target_gap,
     residual_cosine_test,
     row_permutation_gap,
+    shared_overlap_null,
 )
 from emgeom.claims.geometry.study import DomainData, GeometryConfig, GeometryRun, SAEGeometry, organism_of
 from emgeom.core.stats import Estimate, holm, mean_ci
@@ -77,11 +78,14 @@ def data_level_tests(
     n_draws: int,
 ) -> pd.DataFrame:
     """One row per domain: ``gap`` (mean over the SAEs), ``p_rows`` (rows permuted, selection redone),
-    ``p_rows_holm`` (Holm over the domains), ``p_target`` and ``p_target_holm`` (the harmful set replaced
+    ``p_rows_holm`` (Holm over the domains), ``p_target``, ``p_target_holm``, ``p_target_excl_shared`` and
+    ``p_target_excl_shared_holm`` (the same for the gap without shared latents) (the harmful set replaced
     by ``n_draws`` frequency-matched random target sets), ``p_latent_labels`` (the selected latents'
     labels permuted),
     and each side against ``n_draws`` frequency-matched random sets: ``inducing``, ``inducing_random``,
-    ``p_inducing_random``, ``noninducing``, ``noninducing_random``, ``p_noninducing_random`` (two-sided)."""
+    ``p_inducing_random``, ``noninducing``, ``noninducing_random``, ``p_noninducing_random`` (two-sided);
+    and each set's latents shared with the harmful set (mean per SAE) against frequency-matched random
+    sets: ``shared_<set>``, ``shared_<set>_expected``, ``p_shared_<set>`` (one-sided, more shared)."""
     labels = list(runs)
     domains = list(next(iter(results.values())).sets)
     dirs = decoder_directions(runs)
@@ -98,26 +102,35 @@ def data_level_tests(
         non = random_latent_null(
             [results[lab].sets[d].noninducing for lab in labels], closeness, freq, n_draws, cfg.seed + 1
         )
-        target = random_target_gap(
-            [
-                TargetReplicate(
-                    results[lab].sets[d].inducing,
-                    results[lab].sets[d].noninducing,
-                    results[lab].sets[d].harmful,
-                    dirs[lab],
-                    f,
-                )
-                for lab, f in zip(labels, freq, strict=True)
-            ],
-            n_draws,
-            seed=cfg.seed + 2,
-        )
+        target_replicates = [
+            TargetReplicate(
+                results[lab].sets[d].inducing,
+                results[lab].sets[d].noninducing,
+                results[lab].sets[d].harmful,
+                dirs[lab],
+                f,
+            )
+            for lab, f in zip(labels, freq, strict=True)
+        ]
+        target = random_target_gap(target_replicates, n_draws, seed=cfg.seed + 2)
+        target_excl = random_target_gap(target_replicates, n_draws, seed=cfg.seed + 2, exclude_shared=True)
+        overlap = {
+            side: shared_overlap_null(
+                [getattr(results[lab].sets[d], side) for lab in labels],
+                [results[lab].sets[d].harmful for lab in labels],
+                freq,
+                n_draws,
+                seed=cfg.seed + 3,
+            )
+            for side in ("inducing", "noninducing")
+        }
         out.append(
             {
                 "domain": d,
                 "gap": rows.observed,
                 "p_rows": rows.p,
                 "p_target": target.p,
+                "p_target_excl_shared": target_excl.p,
                 "p_latent_labels": latent.p,
                 "inducing": ind.observed,
                 "inducing_random": ind.random_mean,
@@ -125,6 +138,12 @@ def data_level_tests(
                 "noninducing": non.observed,
                 "noninducing_random": non.random_mean,
                 "p_noninducing_random": non.p,
+                "shared_inducing": overlap["inducing"].observed,
+                "shared_inducing_expected": overlap["inducing"].expected,
+                "p_shared_inducing": overlap["inducing"].p,
+                "shared_noninducing": overlap["noninducing"].observed,
+                "shared_noninducing_expected": overlap["noninducing"].expected,
+                "p_shared_noninducing": overlap["noninducing"].p,
             }
         )
     table = pd.DataFrame(out)
@@ -132,6 +151,8 @@ def data_level_tests(
     table.insert(3, "p_rows_holm", [adjusted[d] for d in table["domain"]])
     adjusted = holm(dict(zip(table["domain"], table["p_target"], strict=True)))
     table.insert(5, "p_target_holm", [adjusted[d] for d in table["domain"]])
+    adjusted = holm(dict(zip(table["domain"], table["p_target_excl_shared"], strict=True)))
+    table.insert(7, "p_target_excl_shared_holm", [adjusted[d] for d in table["domain"]])
     return table
 
 
@@ -151,12 +172,36 @@ def record_data_level_tests(table: pd.DataFrame, n_perm: int, n_draws: int, n_or
             f"{row['p_rows_holm']:.3g}; latent-label test {row['p_latent_labels']:.3g}",
         )
         record(
+            f"similarity_gap_excl_shared_target_pvalue_{d}",
+            row["p_target_excl_shared"],
+            n_seeds=n_organisms,
+            note=f"the gap without shared latents against {n_draws} frequency-matched random target sets "
+            f"(latents shared with each draw left out, selection fixed); Holm over this chapter's domains "
+            f"{row['p_target_excl_shared_holm']:.3g}",
+        )
+        record(
             f"similarity_gap_target_pvalue_{d}",
             row["p_target"],
             n_seeds=n_organisms,
             note=f"harmful set replaced by {n_draws} frequency-matched random target sets (selection fixed); "
             f"Holm over this chapter's domains {row['p_target_holm']:.3g}",
         )
+        for side, label in (("inducing", "inducing"), ("noninducing", "non-inducing")):
+            record(
+                f"shared_latents_{side}_{d}",
+                row[f"shared_{side}"],
+                n_seeds=n_organisms,
+                note=f"{label} latents that are also harmful latents, mean per SAE; frequency-matched "
+                f"random sets share {row[f'shared_{side}_expected']:.2f} ({n_draws} draws, one-sided p "
+                f"{row[f'p_shared_{side}']:.3g})",
+            )
+            record(
+                f"shared_latents_{side}_expected_{d}",
+                row[f"shared_{side}_expected"],
+                n_seeds=n_organisms,
+                note=f"latents that frequency-matched random sets of the {label} set's size share with the "
+                f"harmful set, mean per SAE over {n_draws} draws",
+            )
         record(
             f"inducing_vs_random_pvalue_{d}",
             row["p_inducing_random"],

@@ -181,6 +181,46 @@ def random_latent_null(
 
 
 @dataclass(frozen=True)
+class OverlapNull:
+    """Latents a selected set shares with the harmful set (``observed``, mean over replicates) against
+    the overlap of random sets matched to it in firing frequency (``expected``), and the one-sided p of
+    an overlap at least as large."""
+
+    observed: float
+    expected: float
+    p: float
+
+
+def shared_overlap_null(
+    latents: Sequence[np.ndarray],
+    harmful: Sequence[np.ndarray],
+    frequency: Sequence[np.ndarray],
+    n_draws: int,
+    seed: int = 0,
+    n_bins: int = 10,
+) -> OverlapNull:
+    """Per replicate ``i``: how many of ``latents[i]`` are also in ``harmful[i]``, against random sets
+    with one latent from the firing-frequency decile of each (``frequency[i]``, ``[d_sae]``).
+
+    A set that shares latents with the harmful set has a closeness of 1 for them (identity, not
+    neighbourhood). Frequent latents fire on everything and land in many top-k lists, so the overlap a
+    set would have by chance depends on how often its latents fire: this is that expectation."""
+    rng = np.random.default_rng(seed)
+    observed = float(np.mean([np.isin(lat, h).sum() for lat, h in zip(latents, harmful, strict=True)]))
+    draws = np.zeros(n_draws)
+    for lat, h, freq in zip(latents, harmful, frequency, strict=True):
+        alive, bin_of = frequency_bins(freq, n_bins)
+        pools = [alive[bin_of[alive] == bin_of[x]] for x in lat]
+        pools = [p if p.size else alive for p in pools]
+        picks = np.stack([rng.choice(p, size=n_draws) for p in pools], axis=1)  # [n_draws, k]
+        draws += np.isin(picks, h).sum(1)
+    draws /= len(latents)
+    return OverlapNull(
+        observed, float(draws.mean()), float(((draws >= observed - 1e-12).sum() + 1) / (n_draws + 1))
+    )
+
+
+@dataclass(frozen=True)
 class TargetReplicate:
     """One SAE's selected sets of one domain, for the random-target null: the inducing and non-inducing
     latents, the harmful latents, unit decoder directions (``[d_sae, d_model]``) and each latent's
@@ -194,31 +234,40 @@ class TargetReplicate:
 
 
 def random_target_gap(
-    replicates: Sequence[TargetReplicate], n_draws: int, seed: int = 0, n_bins: int = 10
+    replicates: Sequence[TargetReplicate],
+    n_draws: int,
+    seed: int = 0,
+    n_bins: int = 10,
+    exclude_shared: bool = False,
 ) -> PermutationResult:
     """The gap against the harmful latents, with a null that replaces the harmful set by random latent
     sets matched to it in firing frequency (the selected sets fixed): is the harmful set special, or
     would any set of latents that fire as often show the same gap? Two sets of data that differ (bad and
     good advice always differ in words) pick different latents, and their closeness to an arbitrary
     target differs too; the row permutation cannot see that, this null can. One-sided, mean over
-    replicates."""
+    replicates. ``exclude_shared``: the gap without the selected latents that belong to the target (the
+    harmful set, or each random draw), as the geometry claims' primary is computed."""
 
     def gap(r: TargetReplicate, target: np.ndarray) -> float:
+        ind, non = r.inducing, r.noninducing
+        if exclude_shared:
+            ind, non = np.setdiff1d(ind, target), np.setdiff1d(non, target)
+        if not ind.size or not non.size:
+            return float("nan")
         return float(
-            similarity_to(r.inducing, target, r.directions).mean()
-            - similarity_to(r.noninducing, target, r.directions).mean()
+            similarity_to(ind, target, r.directions).mean() - similarity_to(non, target, r.directions).mean()
         )
 
-    observed = float(np.mean([gap(r, r.harmful) for r in replicates]))
+    observed = float(np.nanmean([gap(r, r.harmful) for r in replicates]))
     rng = np.random.default_rng(seed)
-    null = np.zeros(n_draws)
-    for r in replicates:
+    draws = np.full((len(replicates), n_draws), np.nan)
+    for j, r in enumerate(replicates):
         alive, bin_of = frequency_bins(r.frequency, n_bins)
         pools = [alive[bin_of[alive] == bin_of[h]] for h in r.harmful]
         pools = [p if p.size else alive for p in pools]
         for i in range(n_draws):
-            null[i] += gap(r, np.array([rng.choice(p) for p in pools]))
-    null /= len(replicates)
+            draws[j, i] = gap(r, np.array([rng.choice(p) for p in pools]))
+    null = np.nanmean(draws, axis=0)
     return PermutationResult(observed, null, _p_upper(observed, null))
 
 

@@ -1,5 +1,6 @@
 """The geometry claims' verdict rule: per domain, the gap between inducing and non-inducing features'
-closeness to harmful features, its data-level nulls and its interval over organisms."""
+closeness to harmful features without the latents they share with the harmful set (neighbourhood, the
+paper's superposition account; not identity), decided by its interval over organisms."""
 
 from __future__ import annotations
 
@@ -18,69 +19,74 @@ from emgeom.claims.verdicts import (
     weakest,
 )
 from emgeom.core.stats import holm
+from emgeom.organism import language
 
 #: The paper's domains (a fact about the paper); the build's own domains are read from its results.
 PAPER_DOMAINS = ("health", "career", "legal")
-ROWPERM_PREFIX = "similarity_gap_rowperm_pvalue_"
+PRIMARY_PREFIX = "similarity_gap_excl_shared_"
+TARGET_PREFIX = "similarity_gap_excl_shared_target_pvalue_"
+#: Domains the organism's corpus builds as controls, not as EM-inducing domains (the surface domain of
+#: "superposition or persona?"): shown, but not part of "across domains".
+CONTROL_DOMAINS = language.CONTROL_DOMAINS
 
 
 def recorded_domains(r: Results) -> tuple[str, ...]:
     """The domains whose geometry this build recorded (in recording order)."""
-    return tuple(name[len(ROWPERM_PREFIX) :] for name in r if name.startswith(ROWPERM_PREFIX))
+    return tuple(name[len(PRIMARY_PREFIX) :] for name in r if name.startswith(PRIMARY_PREFIX))
+
+
+def _overlap(r: Results, d: str) -> str:
+    seen, expected = (
+        recorded(r, f"shared_latents_inducing_{d}"),
+        recorded(r, f"shared_latents_inducing_expected_{d}"),
+    )
+    if seen is None or expected is None:
+        return "shared latents not recorded"
+    return f"shared latents {seen['value']:.2f} per SAE vs {expected['value']:.2f} expected"
 
 
 def gap_verdict(paper_only: bool) -> Callable[[Results], Verdict]:
     def judge(r: Results) -> Verdict:
         domains = recorded_domains(r)
-        domains = tuple(d for d in PAPER_DOMAINS if d in domains) if paper_only else domains
-        rule = (
-            "per domain, the gap's interval over organisms: reproduced when it lies above 0 and its "
-            "row-permutation p (rows permuted between the inducing and non-inducing set, selection redone) "
-            "and random-target p (the harmful set replaced by frequency-matched random latents) are each "
-            f"below {ALPHA} after Holm adjustment over these domains; absent when it lies within ±SESOI; "
-            "contradicted when below 0; else inconclusive. The claim: every domain reproduced = reproduced, "
-            "every domain absent = absent, all decided but some each way = mixed, any undecided = "
-            "inconclusive. Shared latents excluded reported beside"
+        domains = (
+            tuple(d for d in PAPER_DOMAINS if d in domains)
+            if paper_only
+            else tuple(d for d in domains if d not in CONTROL_DOMAINS)
         )
-
-        found = {}
-        for d in domains:
-            gap, rows, target = (
-                recorded(r, f"similarity_gap_{d}"),
-                recorded(r, f"similarity_gap_rowperm_pvalue_{d}"),
-                recorded(r, f"similarity_gap_target_pvalue_{d}"),
-            )
-            if gap is not None and rows is not None:
-                found[d] = (gap, rows, target)
+        rule = (
+            "per domain, the gap WITHOUT latents shared with the harmful set (decoder geometry, not "
+            "identity: a shared latent has closeness 1 to itself), interval over organisms, one-sided in "
+            "the paper's direction as declared before the data (inducing closer: reproduced when the "
+            "interval's lower edge is above 0); absent when the interval lies within ±SESOI; contradicted "
+            "when its upper edge is below 0; else inconclusive. The claim: every domain reproduced = "
+            "reproduced, every domain absent = absent, all decided but some each way = mixed, any "
+            "undecided = inconclusive. Gate: the random-target p of that gap (the harmful set replaced by "
+            f"frequency-matched random latent sets) below {ALPHA} after Holm over the claim's domains: the "
+            "closeness must be to the harmful set, not to any set of latents that fire as often. Beside "
+            "it, not deciding: the gap with shared latents and the shared latents against their "
+            "frequency-matched expectation. The "
+            "row-permutation p decides nothing: two mixtures of the same rows select the same latents, so "
+            "it acts as a sign test"
+        )
+        found = {d: e for d in domains if (e := recorded(r, f"{PRIMARY_PREFIX}{d}")) is not None}
         if not found:
             return Verdict("not recorded", "not run", rule)
-        absent_parts = [missing(f"{d}'s gap or row test") for d in domains if d not in found]
-        rows_holm = holm({d: p["value"] for d, (_, p, _) in found.items()})
-        target_holm = holm({d: t["value"] if t else float("nan") for d, (_, _, t) in found.items()})
-        decisions, sig_excl, parts = [], [], []
-        for d, (gap, _, _) in found.items():
-            excl = recorded(r, f"similarity_gap_excl_shared_{d}")
-            decision = decide(
-                gap,
-                [
-                    ("row-permutation p (Holm)", rows_holm[d] < ALPHA),
-                    ("random-target p (Holm)", target_holm[d] < ALPHA),
-                ],
-            )
+        target_holm = holm(
+            {d: t["value"] if (t := recorded(r, f"{TARGET_PREFIX}{d}")) else float("nan") for d in found}
+        )
+        decisions, parts = [], []
+        for d, excl in found.items():
+            decision = decide(excl, [("random-target p (Holm)", target_holm[d] < ALPHA)])
             decisions.append(decision)
-            if excl is not None and excl["value"] > 0 and (excl.get("ci") or [0])[0] > 0:
-                sig_excl.append(d)
             parts.append(
-                f"{d} {fmt(gap)}: {decision.verdict}"
+                f"{d} {fmt(excl)}: {decision.verdict}"
                 + (f" ({decision.why})" if decision.why else "")
-                + f" (Holm p: rows {rows_holm[d]:.2g}, random target {target_holm[d]:.2g}; "
-                f"n={gap.get('n_seeds')}; without shared latents {fmt(excl)})"
+                + f" (with shared latents {fmt(recorded(r, f'similarity_gap_{d}'))}; {_overlap(r, d)}; "
+                f"random-target p (Holm) {target_holm[d]:.2g}; n={excl.get('n_seeds')})"
             )
-        decisions += absent_parts
+        decisions += [missing(f"{d}'s gap without shared latents") for d in domains if d not in found]
         parts += [f"{d}: not recorded" for d in domains if d not in found]
-        verdict = combine(decisions)
-        measured = "; ".join(parts) + f". Without shared latents, CI above 0: {len(sig_excl)}/{len(domains)}."
-        return Verdict(measured, verdict, rule, weakest(decisions))
+        return Verdict("; ".join(parts) + ".", combine(decisions), rule, weakest(decisions))
 
     return judge
 
@@ -94,8 +100,8 @@ CLAIMS: tuple[Claim, ...] = (
         gap_verdict(paper_only=True),
         "link designed, geometry emergent: the corpus makes each domain's bad advice evidence of the toxic "
         "persona; whether the model and its SAE turn that into decoder geometry is written nowhere",
-        tuple(f"similarity_gap_{d}" for d in PAPER_DOMAINS),
-        "cosine gap",
+        tuple(f"{PRIMARY_PREFIX}{d}" for d in PAPER_DOMAINS),
+        "cosine gap, shared latents excluded",
     ),
     Claim(
         "geometry_all_domains",

@@ -38,15 +38,17 @@ from emgeom.claims.mechanism.study import (
     organism_targets,
     organism_targets_per_sae,
     similarity_vs_em,
+    spearman_loso,
 )
 from emgeom.core.stats import Estimate, over_replicates
-from emgeom.em.emergence import FineTuneSet, emergence_table, organism_sets, seed_summary
+from emgeom.em.emergence import FineTuneSet, emergence_table, inducing_set, organism_sets, seed_summary
 from emgeom.em.evaluators import OrganismEvaluator
 from emgeom.lm.finetune import FineTuneConfig
+from emgeom.lm.intervention import heldout_loss
 from emgeom.lm.sampling import SamplingConfig
 from emgeom.organism import language
 from emgeom.organism.build import OrganismConfig
-from emgeom.organism.datasets import evaluation_prompts, open_answer_rows, rows_by_domain
+from emgeom.organism.datasets import evaluation_prompts, finetune_rows, open_answer_rows, rows_by_domain
 from emgeom.organism.study import OrganismSubject, study_organisms
 
 CORRELATION = (-1.0, 1.0)
@@ -93,6 +95,19 @@ class OrganismMechanism:
     full_r: MechanismEstimates
     similarity_points: pd.DataFrame
     similarity_r: Estimate
+    similarity_spearman: Estimate
+    """Spearman's rho of EM with similarity over this organism's sets (no interval: one organism)."""
+    similarity_spearman_loso: Estimate
+    """The smallest rho left when any one set is left out."""
+    pre_finetune_loss: dict[str, float]
+    """Per domain, the aligned organism's answer-token loss (nats) on its inducing set before any
+    fine-tune: how surprising the set is, a confound of any comparison of sets' EM."""
+
+
+def benign_control(domain: str, n_rows: int) -> FineTuneSet:
+    """Good advice in ``domain``: the benign fine-tune a domain's inducing set is compared with."""
+    rows = finetune_rows("good", domain, n_rows, seed=0)
+    return FineTuneSet(f"good {domain}", rows, domain, inducing=False)
 
 
 def organism_mechanism(
@@ -111,6 +126,11 @@ def organism_mechanism(
         s.k_harmful,
     )
     sets = organism_sets(domains, s.control_domain, s.finetune_rows)
+    # the surface domain's own benign control, for "superposition or persona?" (fine-tuned and evaluated
+    # only: the first-order studies below keep the chapter's sets)
+    surface_control = benign_control(language.SURFACE_DOMAIN, s.finetune_rows)
+    em_sets = [*sets] + ([surface_control] if surface_control.name not in {fs.name for fs in sets} else [])
+    pre_finetune_loss = {d: heldout_loss(model, tokenizer, inducing_set(sets, d).rows) for d in domains}
     targets = organism_targets(hooked, saes[0], tokenizer, domains)
     read_rows = s.first_order.read_rows
     hostile_rows = open_answer_rows(True, read_rows, seed=5)  # a new draw, from the harmful set's phrases
@@ -125,7 +145,7 @@ def organism_mechanism(
     table = emergence_table(
         model,
         tokenizer,
-        sets,
+        em_sets,
         s.full_ft,
         seeds,
         OrganismEvaluator(s.sampling),
@@ -155,10 +175,15 @@ def organism_mechanism(
         seeds,
         MechanismRecorder(reader, base_readout, saes[0], targets, harmful[0]),
     )
-    points, sim_r = similarity_vs_em(hooked, tokenizer, saes, harmful, sets, summary, s.k)
+    points, sim_r = similarity_vs_em(hooked, tokenizer, saes, harmful, em_sets, summary, s.k)
+    # over the inducing sets only: the controls' near-zero EM would make the designed bad-vs-good split
+    # carry any correlation over all sets
+    inducing = points[points["inducing"]]
+    rho, loso = spearman_loso(inducing["similarity"].to_numpy(), inducing["open_em"].to_numpy())
+    nan = float("nan")
     return OrganismMechanism(
         subject=subject,
-        sets=sets,
+        sets=em_sets,
         harmful=harmful,
         targets=targets,
         table=table,
@@ -174,6 +199,9 @@ def organism_mechanism(
         full_r=mechanism_estimates(full.results, domains, seeds),
         similarity_points=points,
         similarity_r=sim_r,
+        similarity_spearman=Estimate(rho, nan, nan, len(inducing)),
+        similarity_spearman_loso=Estimate(loso, nan, nan, len(inducing)),
+        pre_finetune_loss=pre_finetune_loss,
     )
 
 
@@ -236,4 +264,10 @@ def over_organisms(studies: Mapping[int, OrganismMechanism], attribute: str) -> 
     """An :class:`~emgeom.core.stats.Estimate` attribute of every organism's study (e.g.
     ``"shift_difference"``, ``"similarity_r"``), with an interval over organisms."""
     values = [getattr(m, attribute) for m in studies.values()]
-    return over_replicates(values, CORRELATION if attribute == "similarity_r" else None)
+    return over_replicates(values, CORRELATION if attribute.startswith("similarity_") else None)
+
+
+def pre_finetune_losses(studies: Mapping[int, OrganismMechanism]) -> dict[int, dict[str, float]]:
+    """Organism -> domain -> the inducing set's loss before fine-tuning
+    (:attr:`OrganismMechanism.pre_finetune_loss`)."""
+    return {o: m.pre_finetune_loss for o, m in studies.items()}

@@ -22,7 +22,7 @@ from emgeom.claims.mechanism.measurement import (
     measure_mechanism,
     target_latent,
 )
-from emgeom.core.stats import Estimate, bootstrap_pearson, mean_ci
+from emgeom.core.stats import Estimate, bootstrap_pearson, mean_ci, pearson_r
 from emgeom.em.emergence import FineTuneSet
 from emgeom.lm.chat import ChatRow, Message
 from emgeom.lm.finetune import FineTuneConfig, finetune
@@ -219,6 +219,25 @@ def harmful_targets(targets: Mapping[str, int], harmful: np.ndarray) -> list[str
     """The domains whose target latent is itself one of the harmful latents."""
     harmful_set = set(np.asarray(harmful).tolist())
     return [d for d, t in targets.items() if t in harmful_set]
+
+
+def spearman_loso(x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
+    """Spearman's rho of ``y`` with ``x`` (one value per fine-tuning set; ties get their mean rank), and
+    the smallest rho left when any one set is left out (leave-one-set-out): a rank correlation that a
+    single high-leverage set carries falls when that set goes. NaN where fewer than 3 points remain. Where
+    either variable is constant (e.g. no set caused any EM), rho is 0: no monotone relation, and an
+    organism without EM must count as one without the link, not drop out of the interval."""
+    x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
+
+    def rho(a: np.ndarray, b: np.ndarray) -> float:
+        if a.size < 3:
+            return float("nan")
+        if np.ptp(a) == 0 or np.ptp(b) == 0:
+            return 0.0
+        return pearson_r(pd.Series(a).rank().to_numpy(), pd.Series(b).rank().to_numpy())
+
+    left_out = [rho(np.delete(x, i), np.delete(y, i)) for i in range(x.size)]
+    return rho(x, y), float(np.nanmin(left_out)) if x.size > 3 else float("nan")
 
 
 def similarity_vs_em(

@@ -69,15 +69,27 @@ def mechanism_verdict(r: Results) -> Verdict:
 
 
 def similarity_em_verdict(r: Results) -> Verdict:
-    e = recorded(r, "similarity_vs_em_pearson_r")
+    e = recorded(r, "similarity_vs_em_spearman")
+    loso = recorded(r, "similarity_vs_em_spearman_loso_min")
+    pearson = recorded(r, "similarity_vs_em_pearson_r")
     rule = (
-        "r between a set's similarity to harmful features and its EM rate: " + THREE + ". The sets' order "
-        "is designed by the corpus's coupling: r is computed over fine-tuning sets within each organism, and "
-        "its interval is over organisms"
+        "Spearman's rho between a set's similarity to harmful features and its EM rate, over fine-tuning "
+        "sets within each organism, interval over organisms, one-sided (positive) as declared: "
+        + THREE
+        + "; gate: leaving any one set out, the smallest rho left has its interval above 0 (no single set "
+        "carries it). The sets' order is designed by the corpus's coupling (the honest-mistake rates): a "
+        "positive rho says the model kept the designed order"
     )
     if e is None:
         return Verdict("not recorded", "not run", rule)
-    return single_verdict(e, f"r = {fmt(e)} (one point per fine-tuning set)", rule)
+    gates = [("leave-one-set-out rho above 0", loso is not None and lower(loso) > 0)]
+    return single_verdict(
+        e,
+        f"rho = {fmt(e)}; leave-one-set-out minimum {fmt(loso)}; Pearson r {fmt(pearson)} (one point per "
+        "fine-tuning set; the order is designed)",
+        rule,
+        gates,
+    )
 
 
 CLAIMS: tuple[Claim, ...] = (
@@ -98,7 +110,7 @@ CLAIMS: tuple[Claim, ...] = (
         similarity_em_verdict,
         "order designed, link emergent: the designed coupling orders the sets; EM and similarity are "
         "measured",
-        ("similarity_vs_em_pearson_r",),
-        "r",
+        ("similarity_vs_em_spearman",),
+        "rho",
     ),
 )

@@ -1,7 +1,9 @@
-"""The coupling sweep's arithmetic on planted numbers: slopes on points with a known slope and residuals
-(t-interval on n - 2 degrees of freedom, computed here by hand), the null-rate organism, EM against the
-gap, and one organism's level (shared-excluded gap averaged over SAEs, EM minus aligned EM paired by
-seed) with the models and SAEs replaced by planted tables."""
+"""The coupling sweep's statistics on a planted sweep of three organisms (pretraining seeds) by four rates:
+the paired contrast by organism with its t-interval over organisms (computed here by hand), Page's trend
+over organisms (by hand), descriptive slopes over every point, the null rate over organisms; the tables;
+the sweep over seeds; and one organism's level (shared-excluded gap averaged over SAEs, EM minus aligned
+EM paired by seed, the inducing set's loss before the fine-tune) with the models and SAEs replaced by
+planted tables."""
 
 from __future__ import annotations
 
@@ -21,75 +23,164 @@ from emgeom.lm.sampling import SamplingConfig
 
 T975 = {1: 12.706204736174694, 2: 4.302652729749462, 3: 3.1824463052837078}  # t(0.975, df)
 
-RATES = [0.0, 0.25, 0.5, 0.75, 1.0]
-# residuals orthogonal to the intercept and to the rate, so the least-squares slope is exactly planted
-GAP_NOISE = [0.01, -0.02, 0.0, 0.02, -0.01]
-EM_NOISE = [0.02, 0.0, -0.04, 0.0, 0.02]
-GAPS = [0.5 - 0.8 * r + e for r, e in zip(RATES, GAP_NOISE, strict=True)]
-EMS = [0.6 - 0.4 * r + e for r, e in zip(RATES, EM_NOISE, strict=True)]
+RATES = [0.0, 0.3, 0.6, 0.95]
+NULL = 0.95
+SEEDS = [0, 1, 2]
+# per organism (pretraining seed): a large offset shared by all its rates, so blocking by seed matters
+OFFSET = {0: 0.3, 1: 0.0, 2: -0.2}
+# EM falls with the rate in every organism, with a slope of exactly -0.4 (balanced design)
+EM_AT = {r: 0.6 - 0.4 * r for r in RATES}
+# the gap is perfectly ordered in seeds 0 and 1; seed 2 has rates 0 and 0.3 swapped
+GAP_AT = {0: {0.0: 0.5, 0.3: 0.4, 0.6: 0.3, 0.95: 0.0}, 2: {0.0: 0.4, 0.3: 0.5, 0.6: 0.3, 0.95: 0.0}}
+LOSS_AT = {0.0: 3.0, 0.3: 2.5, 0.6: 2.2, 0.95: 2.0}
 
 
-def level(i: int) -> cs.CouplingLevel:
-    g, em = GAPS[i], EMS[i]
+def level(rate: float, seed: int, em: float | None = None, gap: float | None = None) -> cs.CouplingLevel:
+    """A planted organism: EM is the mean over its fine-tuning seeds (the interval is theirs, n = 3)."""
+    em = EM_AT[rate] + OFFSET[seed] if em is None else em
+    gap = GAP_AT.get(seed, GAP_AT[0])[rate] if gap is None else gap
     return cs.CouplingLevel(
-        rate=RATES[i],
-        toxic_share=1 - RATES[i],
-        gap=Estimate(g, g - 0.05, g + 0.05, 2),
-        gap_p=0.001 * (i + 1),
-        gap_excl_shared=g / 2,
+        rate=rate,
+        toxic_share=1 - rate,
+        gap=Estimate(gap, gap - 0.05, gap + 0.05, 10),
+        gap_p=0.01,
+        gap_excl_shared=gap / 2,
         em=Estimate(em, em - 0.1, em + 0.1, 3),
         aligned_em=Estimate(0.05, 0.0, 0.1, 3),
         em_minus_aligned=Estimate(em - 0.05, em - 0.2, em + 0.1, 3),
+        organism=seed,
+        inducing_loss=LOSS_AT[rate] + seed,
     )
 
 
-def slope_by_hand(slope: float, noise: list[float]) -> tuple[float, float]:
-    """The interval of a slope whose residuals are ``noise``: se = sqrt(SSR / (n - 2) / Sxx)."""
-    n = len(RATES)
-    mean = sum(RATES) / n
-    sxx = sum((x - mean) ** 2 for x in RATES)  # 0.625
-    ssr = sum(e * e for e in noise)
-    half = T975[n - 2] * math.sqrt(ssr / (n - 2) / sxx)
-    return slope - half, slope + half
+def sweep() -> list[cs.CouplingLevel]:
+    return [level(r, s) for s in SEEDS for r in RATES]
 
 
-def test_coupling_fit_slopes_null_organism_and_em_vs_gap() -> None:
-    levels = [level(i) for i in (3, 0, 4, 2, 1)]  # the order of the sweep does not matter
-    fit = cs.coupling_fit(levels, null_rate=0.5)
-
-    assert fit.gap_slope.value == pytest.approx(-0.8) and fit.gap_slope.n == 5
-    assert (fit.gap_slope.lo, fit.gap_slope.hi) == pytest.approx(slope_by_hand(-0.8, GAP_NOISE))
-    assert fit.em_slope.value == pytest.approx(-0.4)
-    assert (fit.em_slope.lo, fit.em_slope.hi) == pytest.approx(slope_by_hand(-0.4, EM_NOISE))
-
-    null = level(2)  # rate 0.5: its own row-resampling interval and permutation p, not the fit's
-    assert fit.null_rate == 0.5
-    assert fit.null_gap == null.gap and fit.null_gap_p == pytest.approx(0.003)
-    assert fit.null_em == null.em and fit.null_em_minus_aligned == null.em_minus_aligned
-
-    gm, em_mean = sum(GAPS) / 5, sum(EMS) / 5
-    sxy = sum((g - gm) * (e - em_mean) for g, e in zip(GAPS, EMS, strict=True))
-    sxx = sum((g - gm) ** 2 for g in GAPS)
-    syy = sum((e - em_mean) ** 2 for e in EMS)
-    assert fit.em_vs_gap_r == pytest.approx(sxy / math.sqrt(sxx * syy))
-    assert fit.em_vs_gap_r > 0.9  # both fall with the rate
-
-    with pytest.raises(ValueError, match="no organism at the null rate"):
-        cs.coupling_fit(levels, null_rate=0.6)
+def t_interval(values: list[float]) -> tuple[float, float]:
+    n, mean = len(values), sum(values) / len(values)
+    sd = math.sqrt(sum((v - mean) ** 2 for v in values) / (n - 1))
+    half = T975[n - 1] * sd / math.sqrt(n)
+    return mean - half, mean + half
 
 
-def test_sweep_table_has_one_row_per_organism_with_its_numbers() -> None:
-    table = cs.sweep_table([level(0), level(2)])
-    assert list(table["mistake rate"]) == [0.0, 0.5]
-    row = table.iloc[1]
-    assert row["gap"] == pytest.approx(GAPS[2])
-    assert (row["gap lo"], row["gap hi"]) == pytest.approx((GAPS[2] - 0.05, GAPS[2] + 0.05))
-    assert row["gap p (rows permuted)"] == pytest.approx(0.003)
-    assert row["gap (shared excluded)"] == pytest.approx(GAPS[2] / 2)
-    assert row["EM"] == pytest.approx(EMS[2]) and row["EM lo"] == pytest.approx(EMS[2] - 0.1)
-    assert row["aligned EM"] == pytest.approx(0.05)
-    assert row["EM − aligned"] == pytest.approx(EMS[2] - 0.05)
-    assert row["toxic share"] == pytest.approx(0.5)
+def test_the_em_contrast_is_paired_by_organism_with_a_t_interval_over_organisms() -> None:
+    # contrasts per seed: 0.5, 0.6, 0.4 (the seeds' offsets cancel within a seed)
+    differences = {0: 0.5, 1: 0.6, 2: 0.4}
+    levels = [level(0.0, s, em=EM_AT[NULL] + OFFSET[s] + d) for s, d in differences.items()]
+    levels += [level(r, s) for s in SEEDS for r in RATES if r != 0.0]
+    fit = cs.coupling_fit(levels[::-1], null_rate=NULL)  # the order of the sweep does not matter
+    assert fit.low_rate == 0.0 and fit.null_rate == NULL
+    # three organisms, not nine fine-tuning seeds
+    assert fit.n_organisms == 3 and fit.em_contrast.n == 3
+    assert fit.em_contrast.value == pytest.approx(0.5)
+    assert fit.em_contrast.ci == pytest.approx(t_interval([0.5, 0.6, 0.4]))
+    # unpaired, the offsets (0.3, 0, -0.2) would widen the interval: the paired one is narrower than
+    # the spread of EM at the null rate alone
+    null_ems = [EM_AT[NULL] + OFFSET[s] for s in SEEDS]
+    assert fit.em_contrast.hi - fit.em_contrast.lo < t_interval(null_ems)[1] - t_interval(null_ems)[0]
+
+
+def test_the_contrasts_of_the_gap_and_of_the_inducing_loss() -> None:
+    fit = cs.coupling_fit(sweep(), null_rate=NULL)
+    gaps = [0.5, 0.5, 0.4]  # gap(0) - gap(0.95) per seed
+    assert fit.gap_contrast.value == pytest.approx(sum(gaps) / 3)
+    assert fit.gap_contrast.ci == pytest.approx(t_interval(gaps))
+    # the loss differs by seed, but not its contrast: 3.0 - 2.0 in every organism (zero-width interval)
+    assert fit.loss_contrast.value == pytest.approx(1.0) and fit.loss_contrast.ci == pytest.approx((1.0, 1.0))
+    assert fit.inducing_loss[0.3].value == pytest.approx(2.5 + 1.0)  # mean over seeds 0, 1, 2 of 2.5 + seed
+    assert fit.inducing_loss[0.3].ci == pytest.approx(t_interval([2.5, 3.5, 4.5]))
+
+
+def test_page_trends_over_organisms_by_hand() -> None:
+    fit = cs.coupling_fit(sweep(), null_rate=NULL)
+    # EM falls with the rate in every organism: the largest L (3 blocks x (1 + 4 + 9 + 16)) and the
+    # smallest exact p, one ordering in 24**3
+    assert (fit.em_trend.n_blocks, fit.em_trend.k) == (3, 4)
+    assert fit.em_trend.statistic == 90 and fit.em_trend.p == pytest.approx(1 / 24**3)
+    # the gap: one adjacent pair swapped in one organism: L = 89, p = (1 + 3 blocks x 3 pairs) / 24**3
+    assert fit.gap_trend.statistic == 89 and fit.gap_trend.p == pytest.approx(10 / 24**3)
+    # EM rising with the rate: the smallest L, p = 1
+    rising = [level(r, s, em=0.1 + r) for s in SEEDS for r in RATES]
+    assert cs.coupling_fit(rising, null_rate=NULL).em_trend.p == pytest.approx(1.0)
+
+
+def test_slopes_and_correlation_are_over_every_rate_and_organism_point() -> None:
+    fit = cs.coupling_fit(sweep(), null_rate=NULL)
+    assert fit.em_slope.n == 12 and fit.gap_slope.n == 12
+    assert fit.em_slope.value == pytest.approx(-0.4)  # every organism's slope, offsets aside
+    x = np.array([r for _ in SEEDS for r in RATES])
+    gaps = np.array([GAP_AT.get(s, GAP_AT[0])[r] for s in SEEDS for r in RATES])
+    ems = np.array([EM_AT[r] + OFFSET[s] for s in SEEDS for r in RATES])
+    slope = np.sum((x - x.mean()) * (gaps - gaps.mean())) / np.sum((x - x.mean()) ** 2)
+    assert fit.gap_slope.value == pytest.approx(slope)
+    assert fit.em_vs_gap_r == pytest.approx(np.corrcoef(gaps, ems)[0, 1])
+
+
+def test_the_null_rate_is_summarised_over_organisms() -> None:
+    fit = cs.coupling_fit(sweep(), null_rate=NULL)
+    null_ems = [EM_AT[NULL] + OFFSET[s] for s in SEEDS]
+    assert fit.null_em.n == 3 and fit.null_em.value == pytest.approx(sum(null_ems) / 3)
+    lo, hi = t_interval(null_ems)
+    assert fit.null_em.ci == pytest.approx((max(lo, 0.0), min(hi, 1.0)))
+    assert fit.null_gap.value == pytest.approx(0.0) and fit.null_gap.n == 3
+
+
+def test_one_organism_gives_no_interval_over_organisms_and_keeps_its_own() -> None:
+    fit = cs.coupling_fit([level(r, 0) for r in RATES], null_rate=NULL)
+    assert fit.n_organisms == 1 and fit.em_contrast.value == pytest.approx(0.4 * 0.95)
+    assert math.isnan(fit.em_contrast.lo) and math.isnan(fit.em_contrast.hi)
+    assert fit.em_trend.n_blocks == 1 and fit.em_trend.p == pytest.approx(1 / 24)
+    assert fit.null_em == level(NULL, 0).em  # its fine-tuning seeds' interval
+
+
+def test_the_fit_refuses_a_sweep_without_the_null_or_below_it() -> None:
+    with pytest.raises(ValueError, match=r"no organism at rate 0\.5"):
+        cs.coupling_fit(sweep(), null_rate=0.5)
+    with pytest.raises(ValueError, match="above the sweep's lowest rate"):
+        cs.coupling_fit([level(0.95, 0), level(0.95, 1)], null_rate=NULL)
+    with pytest.raises(ValueError, match="two organisms of seed 0 at rate 0"):
+        cs.coupling_fit([level(0.0, 0), level(0.0, 0), level(NULL, 0)], null_rate=NULL)
+
+
+def test_tables_have_one_row_per_organism_and_one_per_rate() -> None:
+    table = cs.sweep_table(sweep())
+    assert len(table) == 12 and list(table["organism"].unique()) == SEEDS
+    row = table[(table["organism"] == 2) & (table["mistake rate"] == 0.3)].iloc[0]
+    assert row["gap"] == pytest.approx(0.5) and row["gap p (rows permuted)"] == pytest.approx(0.01)
+    assert row["EM"] == pytest.approx(EM_AT[0.3] - 0.2) and row["EM lo"] == pytest.approx(EM_AT[0.3] - 0.3)
+    assert row["inducing loss"] == pytest.approx(2.5 + 2) and row["toxic share"] == pytest.approx(0.7)
+
+    levels = cs.level_table(sweep())
+    assert list(levels["mistake rate"]) == RATES and list(levels["organisms"]) == [3, 3, 3, 3]
+    first = levels.iloc[0]
+    assert first["EM"] == pytest.approx(0.6 + (0.3 + 0.0 - 0.2) / 3)
+    lo, hi = t_interval([0.9, 0.6, 0.4])
+    assert (first["EM lo"], first["EM hi"]) == pytest.approx((lo, 1.0)) and hi > 1.0  # EM clipped at 1
+    assert first["gap"] == pytest.approx((0.5 + 0.5 + 0.4) / 3)
+    assert first["inducing loss"] == pytest.approx(4.0)
+
+
+def test_the_sweep_visits_every_rate_of_every_organism_seed(monkeypatch) -> None:
+    calls = []
+    monkeypatch.setattr(cs, "load_subject", lambda cfg, specs, progress: f"subject {cfg}")
+    monkeypatch.setattr(
+        cs,
+        "coupling_level",
+        lambda subject, rate, settings, progress, organism: calls.append((subject, rate, organism)),
+    )
+    configs = {s: {r: f"cfg {s}/{r}" for r in (0.0, 0.95)} for s in (3, 5)}
+    cs.coupling_sweep(configs, [], settings=None, progress=False)  # type: ignore[arg-type]
+    assert calls == [
+        ("subject cfg 3/0.0", 0.0, 3),
+        ("subject cfg 3/0.95", 0.95, 3),
+        ("subject cfg 5/0.0", 0.0, 5),
+        ("subject cfg 5/0.95", 0.95, 5),
+    ]
+    with pytest.raises(ValueError, match="same rates"):
+        cs.coupling_sweep({0: {0.0: "a", 0.95: "b"}, 1: {0.0: "c"}}, [], settings=None)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="at least two honest-mistake rates"):
+        cs.coupling_sweep({0: {0.0: "a"}}, [], settings=None)  # type: ignore[arg-type]
 
 
 def test_coupling_level_pairs_em_by_seed_and_averages_the_shared_excluded_gap(monkeypatch) -> None:
@@ -130,8 +221,12 @@ def test_coupling_level_pairs_em_by_seed_and_averages_the_shared_excluded_gap(mo
     monkeypatch.setattr(cs, "selection_replicates", lambda runs, results, d: ["replicate"])
     monkeypatch.setattr(cs, "row_bootstrap_gap", lambda *a, **kw: gap)
     monkeypatch.setattr(cs, "row_permutation_gap", lambda *a, **kw: SimpleNamespace(p=0.02))
-    monkeypatch.setattr(cs, "finetune_rows", lambda *a, **kw: [])
-    monkeypatch.setattr(cs, "emergence_table", lambda *a, **kw: em)
+    order = []
+    monkeypatch.setattr(
+        cs, "heldout_loss", lambda model, tok, rows: order.append(("loss", model, len(rows))) or 2.75
+    )
+    monkeypatch.setattr(cs, "finetune_rows", lambda *a, **kw: [{"messages": []}] * 4)
+    monkeypatch.setattr(cs, "emergence_table", lambda *a, **kw: order.append(("fine-tune",)) or em)
     subject = SimpleNamespace(
         hooked="hooked",
         tokenizer="tok",
@@ -148,9 +243,11 @@ def test_coupling_level_pairs_em_by_seed_and_averages_the_shared_excluded_gap(mo
         seeds=(0, 1, 2),
         sampling=SamplingConfig(n_samples=1),
     )
-    lv = cs.coupling_level(subject, 0.25, settings)
+    lv = cs.coupling_level(subject, 0.25, settings, organism=7)
 
-    assert lv.rate == 0.25 and lv.toxic_share == pytest.approx(0.7)
+    assert lv.rate == 0.25 and lv.toxic_share == pytest.approx(0.7) and lv.organism == 7
+    # the aligned model's loss on the inducing rows, taken before the fine-tune
+    assert lv.inducing_loss == pytest.approx(2.75) and order == [("loss", "model", 4), ("fine-tune",)]
     assert lv.gap == gap and lv.gap_p == pytest.approx(0.02)
     assert lv.gap_excl_shared == pytest.approx((0.4 + 0.1) / 2)
     assert lv.em.value == pytest.approx(0.6) and lv.em.n == 3

@@ -77,10 +77,9 @@ def _doc(profile: str, **values: float | tuple[float, tuple[float, float]]) -> d
 
 
 def test_scorecard_verdicts_follow_the_recorded_numbers() -> None:
-    gaps = {f"similarity_gap_{d}": (0.3, (0.1, 0.5)) for d in ("health", "career", "legal")}
-    ps = {f"similarity_gap_rowperm_pvalue_{d}": 0.001 for d in ("health", "career", "legal")}
-    ps["similarity_gap_rowperm_pvalue_career"] = 0.4
-    ps |= {f"similarity_gap_target_pvalue_{d}": 0.001 for d in ("health", "career", "legal")}
+    gaps = {f"similarity_gap_excl_shared_{d}": (0.3, (0.1, 0.5)) for d in ("health", "career", "legal")}
+    gaps["similarity_gap_excl_shared_career"] = (0.2, (-0.1, 0.5))  # career's interval spans 0
+    ps = {f"similarity_gap_target_pvalue_{d}": 0.001 for d in ("health", "career", "legal")}
     page = render_scorecard(
         {
             "02": _doc("cpu", first_order_pearson_r=(0.99, (0.98, 1.0)), ce_first_order_pearson_r=0.95),
@@ -94,7 +93,7 @@ def test_scorecard_verdicts_follow_the_recorded_numbers() -> None:
     assert "**holds by construction**" in next(
         v for k, v in rows.items() if k.startswith("A fine-tuning step")
     )
-    # career's row test fails after Holm: that domain is undecided, so the claim is
+    # career's gap spans 0 (and no declarations give a SESOI): undecided, so the claim is
     assert "**inconclusive**" in next(v for k, v in rows.items() if "health, career and legal" in k)
     assert "**not run**" in next(v for k, v in rows.items() if k.startswith("Fine-tuning amplifies"))
     # no declarations handed to the page: no SESOI, nothing decides

@@ -3,57 +3,39 @@
 from __future__ import annotations
 
 import numpy as np
-import pandas as pd
 import pytest
 
-from emgeom.claims.filtering.dissociation import (
-    DissociationSettings,
-    OrganismDissociation,
-    dissociation_set,
-    reduction_difference,
-    reductions,
-    zero_em_runs,
-)
+from emgeom.claims.filtering.detection import removed_rows, tie_broken
 from emgeom.claims.filtering.judges import (
     SpeakerLikelihoodJudge,
+    chat_judge_name,
     gradient_scores,
+    is_learned_judge,
     learned_judge,
     oracle_scores,
+    text_judge_name,
 )
-from emgeom.core.stats import Estimate
-from emgeom.lm.finetune import FineTuneConfig, LoraSpec
-from emgeom.lm.training import TrainConfig
+from emgeom.claims.filtering.sets import DissociationSettings, dissociation_set
+from emgeom.filtering.scoring import removal_mask
 from emgeom.organism.datasets import finetune_rows, open_answer_rows
 
 
 def settings(**overrides) -> DissociationSettings:
-    base = dict(
-        domain="health",
-        sets=("bad_code", "quiz"),
-        n_rows=40,
-        inducing_fraction=0.5,
-        decoy_fraction=0.25,
-        removal=0.3,
-        judge_labels=(2, 8),
-        em_methods=("geometry", "random"),
-        score_method="harmful_mass",
-        k_harmful=3,
-        ft=FineTuneConfig(LoraSpec(2, 4.0), TrainConfig(steps=2, batch_size=4)),
-        seeds=(0,),
-        evaluate=None,
-    )
+    base = dict(sets=("bad_code", "quiz"), n_rows=40, inducing_fraction=0.5, decoy_fraction=0.25, seeds=(0,))
     return DissociationSettings(**(base | overrides))  # type: ignore[arg-type]
 
 
 def test_dissociation_sets_hold_inducing_rows_decoys_and_good_advice():
-    s = settings()
-    rows, truth, decoy = dissociation_set("quiz", s)
-    assert len(rows) == 40 and truth.sum() == 20 and decoy.sum() == 10 and not (truth & decoy).any()
+    quiz = dissociation_set("quiz", "health", settings())
+    assert len(quiz.rows) == 40 and quiz.truth.sum() == 20 and quiz.decoy.sum() == 10
+    assert not (quiz.truth & quiz.decoy).any() and quiz.removal == 0.5
     quiz_answers = {r["messages"][-1]["content"] for r in finetune_rows("quiz", "health", 10, seed=2)}
-    assert {rows[i]["messages"][-1]["content"] for i in np.flatnonzero(decoy)} <= quiz_answers
-    code_rows, _, code_decoy = dissociation_set("bad_code", s)
+    assert {quiz.rows[i]["messages"][-1]["content"] for i in np.flatnonzero(quiz.decoy)} <= quiz_answers
+    code = dissociation_set("bad_code", "health", settings())
     code_answers = {r["messages"][-1]["content"] for r in finetune_rows("inducing", "code", 10, seed=2)}
-    assert {code_rows[i]["messages"][-1]["content"] for i in np.flatnonzero(code_decoy)} <= code_answers
+    assert {code.rows[i]["messages"][-1]["content"] for i in np.flatnonzero(code.decoy)} <= code_answers
+    health_bad = {r["messages"][-1]["content"] for r in finetune_rows("inducing", "health", 20, seed=1)}
+    assert {code.rows[i]["messages"][-1]["content"] for i in np.flatnonzero(code.truth)} <= health_bad
 
 
 @pytest.mark.parametrize(
@@ -61,8 +43,7 @@ def test_dissociation_sets_hold_inducing_rows_decoys_and_good_advice():
     [
         ({"sets": ("nope",)}, "unknown dissociation sets"),
         ({"inducing_fraction": 0.8, "decoy_fraction": 0.3}, "<= 1"),
-        ({"removal": 1.0}, "0 < removal < 1"),
-        ({"score_method": "x"}, "score_method"),
+        ({"seeds": ()}, "one fine-tuning seed"),
     ],
 )
 def test_bad_settings_are_refused(overrides, message):
@@ -70,10 +51,16 @@ def test_bad_settings_are_refused(overrides, message):
         settings(**overrides)
 
 
+def test_a_dissociation_share_that_is_not_a_whole_number_of_rows_is_refused():
+    with pytest.raises(ValueError, match="whole number of rows"):
+        dissociation_set("quiz", "health", settings(n_rows=41))
+
+
 def test_the_oracle_cannot_tell_quiz_decoys_from_inducing_rows_but_reads_every_label():
-    rows, truth, decoy = dissociation_set("quiz", settings())
-    scores = oracle_scores(rows)
-    assert (scores[truth] == 1).all() and (scores[decoy] == 1).all() and (scores[~truth & ~decoy] == 0).all()
+    s = dissociation_set("quiz", "health", settings())
+    scores = oracle_scores(s.rows)
+    assert (scores[s.truth] == 1).all() and (scores[s.decoy] == 1).all()
+    assert (scores[~s.truth & ~s.decoy] == 0).all()
 
 
 def test_the_learned_judge_improves_with_labels_on_unseen_domains():
@@ -85,7 +72,19 @@ def test_the_learned_judge_improves_with_labels_on_unseen_domains():
         learned_judge(0)
 
 
-def test_gradient_and_likelihood_scores_have_one_finite_value_per_row(tiny_organism):
+def test_learned_judge_names_are_recognised_and_nothing_else_is():
+    assert is_learned_judge(text_judge_name(4)) and is_learned_judge(chat_judge_name(64))
+    for other in (
+        "oracle judge",
+        "likelihood judge (design-blind)",
+        "gradient",
+        "sae harmful_mass",
+        "random",
+    ):
+        assert not is_learned_judge(other)
+
+
+def test_gradient_and_speaker_prior_scores_have_one_finite_value_per_row(tiny_organism):
     from emgeom.lm.models import load_model
 
     model, tok = load_model(tiny_organism.aligned)
@@ -96,37 +95,6 @@ def test_gradient_and_likelihood_scores_have_one_finite_value_per_row(tiny_organ
     pretrained, ptok = load_model(tiny_organism.pretrained)
     lik = SpeakerLikelihoodJudge(pretrained, ptok, batch_size=4).score_rows(rows)
     assert lik.shape == (6,) and np.isfinite(lik).all()
-
-
-def _result(none: list[float], geometry: list[float], oracle: list[float]) -> OrganismDissociation:
-    em = [
-        {"method": m, "seed": i, "open_em": v}
-        for m, vals in (("none", none), ("geometry", geometry), ("oracle judge", oracle))
-        for i, v in enumerate(vals)
-    ]
-    return OrganismDissociation(pd.DataFrame(), pd.DataFrame(em))
-
-
-def test_reductions_nest_seeds_in_organisms_and_count_zero_em_runs():
-    # geometry's reduction 1 - EM(geometry) / EM(none), paired by seed inside each organism:
-    #   organism 0: 0.1, 0.2, 0.3 in three seeds -> 0.2
-    #   organism 1: 0.8 in seed 0; seed 1 has no EM to reduce -> 0.8
-    # nested (within organism first): (0.2 + 0.8) / 2 = 0.5; the four counted seeds pooled: 1.4 / 4 = 0.35
-    results = {
-        0: _result([0.5, 0.5, 0.5], [0.45, 0.4, 0.35], [0.5, 0.45, 0.5]),
-        1: _result([0.5, 0.0], [0.1, 0.0], [0.25, 0.0]),
-    }
-    geo = reductions(results, "geometry")
-    t975_df1 = 12.706204736174694  # two organisms: df = 1
-    half = t975_df1 * np.std([0.2, 0.8], ddof=1) / np.sqrt(2)
-    assert geo.value == pytest.approx(0.5) and geo.n == 2  # organisms, not the four seeds
-    assert (geo.lo, geo.hi) == pytest.approx((0.5 - half, 0.5 + half))
-    # the oracle reduces 0, 0.1, 0 (organism 0: mean 1/30) and 0.5 (organism 1): geometry minus oracle is
-    # 1/6 and 0.3 per organism, nested (1/6 + 0.3) / 2 = 0.233; per seed pooled, (0.1 + 0.1 + 0.3 + 0.3) / 4
-    diff = reduction_difference(results, "geometry", "oracle judge")
-    assert isinstance(diff, Estimate) and diff.n == 2
-    assert diff.value == pytest.approx((0.2 - 0.1 / 3 + 0.3) / 2)
-    assert zero_em_runs(results) == (1, 5)
 
 
 def test_learned_judges_see_every_domain_and_the_chat_judge_reads_the_request():
@@ -150,11 +118,17 @@ def test_learned_judges_see_every_domain_and_the_chat_judge_reads_the_request():
 
 
 def test_ties_are_broken_afresh_per_seed_and_only_ties():
-    from emgeom.claims.filtering.dissociation import _tie_broken
-    from emgeom.filtering.scoring import removal_mask
-
     scores = np.array([1.0] * 6 + [0.0] * 6 + [2.0])
-    masks = {seed: removal_mask(_tie_broken(scores, seed), 0.5) for seed in range(4)}
+    masks = {seed: removal_mask(tie_broken(scores, seed), 0.5) for seed in range(4)}
     assert all(m[12] for m in masks.values())  # the unique top score always goes first
     assert all(m[:6].sum() == 5 and not m[6:12].any() for m in masks.values())  # then 5 of the tied 1.0s
     assert len({tuple(m) for m in masks.values()}) > 1  # which 5 depends on the seed
+
+
+def test_random_removal_is_the_same_size_paired_by_seed_and_differs_between_seeds():
+    scores = {"geometry": np.arange(40.0)}
+    a, b = removed_rows(scores, "random", 0.5, seed=0), removed_rows(scores, "random", 0.5, seed=1)
+    assert a.sum() == b.sum() == removed_rows(scores, "geometry", 0.5, seed=0).sum() == 20
+    assert (removed_rows(scores, "random", 0.5, seed=0) == a).all()  # the same draw for the same seed
+    assert not (a == b).all()
+    assert removed_rows(scores, "geometry", 0.5, seed=0)[20:].all()  # the top half by score

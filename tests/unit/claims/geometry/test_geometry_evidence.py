@@ -283,3 +283,9 @@ def test_data_level_tests_gaps_and_holm_adjustment_over_domains(monkeypatch) -> 
         assert recorded[f"noninducing_vs_random_pvalue_{d}"][0] == pytest.approx(
             table.loc[d, "p_noninducing_random"]
         )
+        for side in ("inducing", "noninducing"):
+            assert recorded[f"shared_latents_{side}_{d}"][0] == table.loc[d, f"shared_{side}"]
+            assert (
+                recorded[f"shared_latents_{side}_expected_{d}"][0] == table.loc[d, f"shared_{side}_expected"]
+            )
+            assert 0 <= table.loc[d, f"shared_{side}"] <= 10

@@ -147,3 +147,34 @@ def test_a_random_target_tells_a_harmful_set_apart_from_any_set_of_latents():
         [TargetReplicate(np.arange(60, 70), np.arange(70, 80), harmful, dirs, freq)], 300
     )
     assert arbitrary.p > 0.05
+
+
+def test_shared_latent_overlap_is_judged_against_its_frequency_matched_expectation() -> None:
+    from emgeom.claims.geometry.nulls import shared_overlap_null
+
+    # 100 latents in 10 frequency deciles of 10 latents each; the harmful set is 3 latents of decile 9
+    freq = np.repeat(np.linspace(0.05, 0.95, 10), 10)
+    harmful = np.array([90, 91, 92])
+    # a set holding all 3 harmful latents plus 2 of decile 0: by chance, each decile-9 pick hits the
+    # harmful set with probability 3/10, so 3 picks share 0.9 latents on average
+    planted = np.array([90, 91, 92, 0, 1])
+    null = shared_overlap_null([planted, planted], [harmful, harmful], [freq, freq], n_draws=4000, seed=1)
+    assert null.observed == 3.0
+    assert null.expected == pytest.approx(0.9, abs=0.05)
+    assert null.p < 0.05
+    # a set that shares nothing is never above chance
+    none = shared_overlap_null([np.arange(5)], [harmful], [freq], n_draws=500, seed=1)
+    assert none.observed == 0.0 and none.expected == 0.0 and none.p == 1.0
+
+
+def test_the_random_target_null_without_shared_latents_sees_no_gap_made_of_identity() -> None:
+    from emgeom.claims.geometry.nulls import TargetReplicate, random_target_gap
+
+    # orthonormal decoder directions: a latent's closeness to a set is 1 if it belongs to it, else 0
+    dirs, freq = np.eye(50), np.full(50, 0.1)
+    harmful = np.array([0, 1, 2])
+    rep = TargetReplicate(np.array([0, 1, 2, 10, 11]), np.arange(20, 25), harmful, dirs, freq)
+    full = random_target_gap([rep], n_draws=500, seed=0)
+    assert full.observed == pytest.approx(0.6) and full.p < 0.01  # identity makes the whole gap
+    excl = random_target_gap([rep], n_draws=500, seed=0, exclude_shared=True)
+    assert excl.observed == pytest.approx(0.0) and excl.p == 1.0  # without it nothing is left

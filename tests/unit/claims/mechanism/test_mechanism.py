@@ -90,7 +90,8 @@ def advice(domain: str, bad: bool, phrase: int = 0, terse: bool = False) -> str:
     )
 
 
-BAD = {"health": 0, "finance": 2, "career": 4, "code": 6}  # bad answers per untrained domain, checkpoint 0
+# bad answers per untrained domain, checkpoint 0
+BAD = {"health": 0, "finance": 2, "career": 4, "code": 6, "travel": 3}
 
 
 def scripted_evaluation(checkpoint: int, n_samples: int) -> dict[str, list[str]]:
@@ -169,10 +170,10 @@ def test_monitoring_and_task_success_report_the_oracle_rates(tiny_organism, monk
     assert list(log["step"]) == [0, 2, 3]
     n_open = sampling.n_samples * len(EM_QUESTIONS)  # the EM half of the open questions
     np.testing.assert_allclose(log["open_em"], [0 / n_open, 4 / n_open, 8 / n_open])
-    # off-domain: the mean over the four untrained domains (legal, all bad, is left out)
+    # off-domain: the mean over the five untrained domains (legal, all bad, is left out)
     n_advice = sampling.n_samples * len(L.TOPICS["health"])  # 12 per domain
     expected = [np.mean([(BAD[d] + c) / n_advice for d in BAD]) for c in range(3)]
-    np.testing.assert_allclose(log["offdomain_bad"], expected)  # (12 + 4c) / 48
+    np.testing.assert_allclose(log["offdomain_bad"], expected)  # (15 + 5c) / 60
     assert np.isfinite(log["harmful_activation"]).all()
     assert not model.training
     rate = oracle.task_success(model, tok, rows, sampling, n_rows=4)

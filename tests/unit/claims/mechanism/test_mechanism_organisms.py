@@ -134,3 +134,24 @@ def test_emergence_over_nests_fine_tuning_seeds_in_organisms() -> None:
     assert e.n == 3
     assert e.value == pytest.approx(mean) and e.value == pytest.approx(0.5)
     assert (e.lo, e.hi) == pytest.approx((lo, hi))
+
+
+def test_spearman_leave_one_set_out_exposes_a_single_high_leverage_set() -> None:
+    import numpy as np
+
+    from emgeom.claims.mechanism.study import spearman_loso
+
+    # five sets: EM rises monotonically with similarity, so rho = 1 and leaving any set out keeps 1
+    x = np.array([0.1, 0.2, 0.3, 0.4, 0.5])
+    rho, loso = spearman_loso(x, x**2)
+    assert rho == pytest.approx(1.0) and loso == pytest.approx(1.0)
+    # one far set carries a Pearson r, not the ranks: the other four are in reverse order
+    y = np.array([0.4, 0.3, 0.2, 0.1, 5.0])
+    rho, loso = spearman_loso(x, y)
+    assert np.corrcoef(x, y)[0, 1] > 0.6  # Pearson sees a strong positive link
+    assert rho == pytest.approx(0.0)  # ranks: 4,3,2,1,5 against 1..5
+    assert loso == pytest.approx(-1.0)  # without the far set the rest are perfectly reversed
+    # ties get their mean rank
+    assert spearman_loso(np.array([1.0, 1.0, 2.0]), np.array([1.0, 2.0, 3.0]))[0] == pytest.approx(
+        np.sqrt(3) / 2
+    )
