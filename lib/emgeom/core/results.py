@@ -239,6 +239,11 @@ def record(
     print(f"recorded {name} = {shown}{ci_text}, n_seeds={n_seeds}")
 
 
+def record_estimate(name: str, e: Estimate, note: str = "") -> None:
+    """:func:`record` an estimate: its value and interval, and its ``n`` (at least 1) as the replicates."""
+    record(name, e.value, ci=e.ci, n_seeds=max(e.n, 1), note=note)
+
+
 def record_each(
     template: str,
     estimates: Mapping[str, Estimate],

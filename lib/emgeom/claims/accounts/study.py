@@ -105,10 +105,10 @@ def accounts_results(
 
 def record_accounts(results: Mapping[str, tuple[Estimate, str]]) -> None:
     """Record every result of :func:`accounts_results`."""
-    from emgeom.core.results import record
+    from emgeom.core.results import record_estimate
 
     for name, (e, note) in results.items():
-        record(name, e.value, ci=e.ci, n_seeds=max(e.n, 1), note=note)
+        record_estimate(name, e, note)
 
 
 def accounts_table(results: Mapping[str, tuple[Estimate, str]]) -> pd.DataFrame:

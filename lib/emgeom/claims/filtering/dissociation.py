@@ -17,7 +17,7 @@ from emgeom.claims.filtering.detection import detection_summary, record_detectio
 from emgeom.claims.filtering.judges import GRADIENT, LIKELIHOOD, ORACLE, SPEAKER_PRIOR
 from emgeom.claims.filtering.organisms import BEST_JUDGE, COMPARED, GEOMETRY, FilterStudy, compare
 from emgeom.claims.filtering.sets import MAIN
-from emgeom.core.results import record
+from emgeom.core.results import record_estimate
 
 
 def dissociation_names(study: FilterStudy) -> list[str]:
@@ -57,30 +57,24 @@ def record_dissociation(study: FilterStudy) -> None:
                 if label == "judge"
                 else COMPARED[label]
             )
-            record(
+            record_estimate(
                 f"dissociation_{name}_geometry_recall_minus_{label}",
-                e.value,
-                ci=e.ci,
-                n_seeds=max(e.n, 1),
-                note=f"geometry's recall minus that of {what} at the fixed removal, paired by organism",
+                e,
+                f"geometry's recall minus that of {what} at the fixed removal, paired by organism",
             )
         for label, e in c.reduction.items():
             key = "best_judge" if label == "judge" else label
-            record(
+            record_estimate(
                 f"dissociation_{name}_{key}_relative_reduction",
-                e.value,
-                ci=e.ci,
-                n_seeds=max(e.n, 1),
-                note=f"1 - EM({label}) / EM(unfiltered); over {e.n} of {n} organisms; {counted}",
+                e,
+                f"1 - EM({label}) / EM(unfiltered); over {e.n} of {n} organisms; {counted}",
             )
         for label, e in c.em.items():
             what = f"{BEST_JUDGE} ({best})" if label == "judge" else COMPARED[label]
-            record(
+            record_estimate(
                 f"dissociation_{name}_geometry_minus_{label}",
-                e.value,
-                ci=e.ci,
-                n_seeds=max(e.n, 1),
-                note=f"geometry minus {what}, relative EM reduction, paired by seed; over {e.n} of {n} "
+                e,
+                f"geometry minus {what}, relative EM reduction, paired by seed; over {e.n} of {n} "
                 f"organisms; {counted}",
             )
 

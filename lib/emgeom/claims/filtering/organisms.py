@@ -46,7 +46,7 @@ from emgeom.claims.filtering.sets import (
     half_inducing_set,
 )
 from emgeom.claims.filtering.study import dose_response, em_after_finetune, saturation_fraction
-from emgeom.core.results import record
+from emgeom.core.results import record, record_estimate
 from emgeom.core.stats import Estimate, mean_ci, over_replicates, paired_relative_reduction
 from emgeom.em.evaluators import Evaluator
 from emgeom.filtering.scoring import SCORE_METHODS
@@ -419,31 +419,25 @@ def record_half_inducing(study: FilterStudy) -> SetComparison:
     counted = f"{runs - zero} of {runs} unfiltered runs have EM > 0 (the others have nothing to reduce)"
     for label, e in c.recall.items():
         what = f"{BEST_JUDGE} ({best})" if label == "judge" else COMPARED[label]
-        record(
+        record_estimate(
             f"filter_geometry_recall_minus_{label}",
-            e.value,
-            ci=e.ci,
-            n_seeds=max(e.n, 1),
-            note=f"geometry's recall minus that of {what} on {share}, paired by organism",
+            e,
+            f"geometry's recall minus that of {what} on {share}, paired by organism",
         )
     for label, e in c.reduction.items():
         what = f"{BEST_JUDGE} ({best})" if label == "judge" else {GEOMETRY: GEOMETRY, **COMPARED}[label]
-        record(
+        record_estimate(
             f"{label}_filter_relative_reduction",
-            e.value,
-            ci=e.ci,
-            n_seeds=max(e.n, 1),
-            note=f"1 - EM({what}) / EM(unfiltered) on {share}; over {e.n} of {n} organisms; {counted}"
+            e,
+            f"1 - EM({what}) / EM(unfiltered) on {share}; over {e.n} of {n} organisms; {counted}"
             + ("; the paper reports 34.5%" if label == "geometry" else ""),
         )
     for label, e in c.em.items():
         what = f"{BEST_JUDGE} ({best})" if label == "judge" else COMPARED[label]
-        record(
+        record_estimate(
             f"filter_vs_{label}_difference",
-            e.value,
-            ci=e.ci,
-            n_seeds=max(e.n, 1),
-            note=f"geometry's relative reduction minus that of {what} on {share}, paired by seed; "
+            e,
+            f"geometry's relative reduction minus that of {what} on {share}, paired by seed; "
             f"over {e.n} of {n} organisms; {counted}",
         )
     return c

@@ -155,6 +155,17 @@ class RandomNull:
     p: float
 
 
+def matched_draws(
+    latents: np.ndarray, frequency: np.ndarray, n_draws: int, rng: np.random.Generator, n_bins: int = 10
+) -> np.ndarray:
+    """``n_draws`` random sets like ``latents``: for each latent, one latent drawn from its firing-frequency
+    decile (over the latents that ever fire; ``frequency``: ``[d_sae]``). Returns ``[n_draws, k]``."""
+    alive, bin_of = frequency_bins(frequency, n_bins)
+    pools = [alive[bin_of[alive] == bin_of[x]] for x in latents]
+    pools = [p if p.size else alive for p in pools]
+    return np.stack([rng.choice(p, size=n_draws) for p in pools], axis=1)
+
+
 def random_latent_null(
     latents: Sequence[np.ndarray],
     closeness: Sequence[np.ndarray],
@@ -169,11 +180,7 @@ def random_latent_null(
     observed = float(np.mean([c[lat].mean() for lat, c in zip(latents, closeness, strict=True)]))
     draws = np.zeros(n_draws)
     for lat, c, freq in zip(latents, closeness, frequency, strict=True):
-        alive, bin_of = frequency_bins(freq, n_bins)
-        pools = [alive[bin_of[alive] == bin_of[x]] for x in lat]
-        pools = [p if p.size else alive for p in pools]
-        picks = np.stack([rng.choice(p, size=n_draws) for p in pools], axis=1)  # [n_draws, k]
-        draws += c[picks].mean(1)
+        draws += c[matched_draws(lat, freq, n_draws, rng, n_bins)].mean(1)
     draws /= len(latents)
     centre = float(draws.mean())
     extreme = np.abs(draws - centre) >= abs(observed - centre) - 1e-12
@@ -209,11 +216,7 @@ def shared_overlap_null(
     observed = float(np.mean([np.isin(lat, h).sum() for lat, h in zip(latents, harmful, strict=True)]))
     draws = np.zeros(n_draws)
     for lat, h, freq in zip(latents, harmful, frequency, strict=True):
-        alive, bin_of = frequency_bins(freq, n_bins)
-        pools = [alive[bin_of[alive] == bin_of[x]] for x in lat]
-        pools = [p if p.size else alive for p in pools]
-        picks = np.stack([rng.choice(p, size=n_draws) for p in pools], axis=1)  # [n_draws, k]
-        draws += np.isin(picks, h).sum(1)
+        draws += np.isin(matched_draws(lat, freq, n_draws, rng, n_bins), h).sum(1)
     draws /= len(latents)
     return OverlapNull(
         observed, float(draws.mean()), float(((draws >= observed - 1e-12).sum() + 1) / (n_draws + 1))

@@ -128,10 +128,10 @@ def blocking_results(
 
 def record_blocking(results: Mapping[str, tuple[Estimate, str]], over: str) -> None:
     """Record every result of :func:`blocking_results`; ``over`` says what the intervals are over."""
-    from emgeom.core.results import record
+    from emgeom.core.results import record_estimate
 
     for name, (e, note) in results.items():
-        record(name, e.value, ci=e.ci, n_seeds=max(e.n, 1), note=f"{note}; {over}")
+        record_estimate(name, e, f"{note}; {over}")
 
 
 def blocking_summary(results: Mapping[str, tuple[Estimate, str]], table: pd.DataFrame, inducing: str) -> str:
