@@ -160,6 +160,16 @@ def test_blocking_needs_the_random_control_beaten_and_the_task_kept(diff, harmfu
     assert JUDGE["blocking_prevents_em"](results).verdict == verdict
 
 
+def test_the_damage_gate_compares_damage_whatever_its_sign() -> None:
+    from emgeom.claims.intervention.verdict import damage_matched
+
+    assert damage_matched(entry(0.10), entry(0.095)) and not damage_matched(entry(0.10), entry(0.05))
+    # ablating the harmful directions lowered the base loss by 0.030: a control that lowers it by 0.028
+    # does at least as much damage, one that lowers it by 0.05 is the gentler ablation
+    assert damage_matched(entry(-0.030), entry(-0.028)) and not damage_matched(entry(-0.030), entry(-0.05))
+    assert not damage_matched(None, entry(0.1))
+
+
 def test_blocking_is_not_judged_without_its_task_measures() -> None:
     results = {"preventative_ablation_minus_random": entry(0.2, (0.1, 0.3))}
     assert JUDGE["blocking_prevents_em"](results).verdict == "not run"

@@ -98,11 +98,12 @@ DAMAGE_TOLERANCE = 0.9
 
 
 def damage_matched(harmful: dict[str, Any] | None, control: dict[str, Any] | None) -> bool:
-    """Whether the control's mean base-loss increase reaches ``DAMAGE_TOLERANCE`` of the harmful
-    ablation's (unrecorded: not shown)."""
+    """Whether the control's mean base-loss increase reaches the harmful ablation's, less
+    ``1 - DAMAGE_TOLERANCE`` of its size (unrecorded: not shown)."""
     if harmful is None or control is None:
         return False
-    return control["value"] >= DAMAGE_TOLERANCE * harmful["value"]
+    h = harmful["value"]
+    return control["value"] >= h - (1 - DAMAGE_TOLERANCE) * abs(h)  # also when ablating lowers the loss
 
 
 def steering_verdict(r: Results) -> Verdict:
